@@ -1,0 +1,74 @@
+//! The gateway's own request and response types: plain data, independent of
+//! `wasi:http`, so middleware and routes are testable natively.
+
+use std::collections::BTreeMap;
+
+/// A request as the middleware chain sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// The percent-encoded path, starting with `/`.
+    pub path: String,
+    pub query: Option<String>,
+    /// Lower-case names; a field may repeat.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Values middleware hands to later layers (request id, client key, ...).
+    pub context: BTreeMap<&'static str, String>,
+}
+
+impl Request {
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn json(status: u16, body: String) -> Response {
+        Response::new(status)
+            .with_header("content-type", "application/json")
+            .with_body(body.into_bytes())
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn with_body(mut self, body: Vec<u8>) -> Response {
+        self.body = body;
+        self
+    }
+
+    /// Replaces every value of `name` with `value`.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        self.headers.retain(|(n, _)| n != name);
+        self.headers.push((name.to_string(), value.to_string()));
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}

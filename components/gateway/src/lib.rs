@@ -1,0 +1,32 @@
+//! The gateway: Portico's HTTP entry point.
+//!
+//! Exports `wasi:http/incoming-handler@0.2` (through the `wasip2` crate) and
+//! imports the business components' interfaces (`wit/gateway/gateway.wit`);
+//! it never imports a platform or vendor API for HTTP, so the same component
+//! serves on Spin, on `wasmtime serve` and on the `portico` host.
+//!
+//! A request flows through `wasi` (wasi:http <-> plain records), then the
+//! middleware chain assembled in [`app`], in order, then the [`router`].
+//! Every error leaves as `application/problem+json` ([`problem`]).
+
+pub mod app;
+pub mod http;
+pub mod middleware;
+pub mod problem;
+pub mod router;
+pub mod routes;
+mod wasi;
+
+wit_bindgen::generate!({
+    path: [
+        "../../wit/types",
+        "../../wit/platform",
+        "../../wit/flags",
+        "../../wit/auth",
+        "../../wit/ratelimit",
+        "../../wit/assets",
+        "../../wit/gateway",
+    ],
+    world: "portico:gateway/gateway",
+    generate_all,
+});

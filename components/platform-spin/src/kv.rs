@@ -1,0 +1,69 @@
+//! `portico:platform/kv` over the Spin key-value store `default`.
+
+use portico_storage_format::{envelope, names};
+use spin_sdk::key_value::{self, Store};
+
+use crate::exports::portico::platform::kv::Guest;
+use crate::exports::portico::platform::types::Error;
+use crate::{Adapter, name_error, now_ms};
+
+fn store_error(err: key_value::Error) -> Error {
+    match err {
+        key_value::Error::AccessDenied => Error::AccessDenied,
+        key_value::Error::NoSuchStore => Error::Unavailable(
+            "no key-value store `default`: add key_value_stores = [\"default\"] to the component in spin.toml".into(),
+        ),
+        key_value::Error::StoreTableFull => Error::Unavailable("key-value store table full".into()),
+        key_value::Error::Other(reason) => Error::Other(reason),
+    }
+}
+
+fn open() -> Result<Store, Error> {
+    Store::open_default().map_err(store_error)
+}
+
+impl Guest for Adapter {
+    fn get(key: String) -> Result<Option<Vec<u8>>, Error> {
+        names::check_key(&key).map_err(name_error)?;
+        let Some(bytes) = open()?.get(&key).map_err(store_error)? else {
+            return Ok(None);
+        };
+        let stored = envelope::decode(&bytes);
+        Ok(stored.is_live(now_ms()).then(|| stored.value.to_vec()))
+    }
+
+    fn set(key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), Error> {
+        names::check_key(&key).map_err(name_error)?;
+        let expires_at = envelope::expiry_from_ttl(now_ms(), ttl_ms);
+        open()?
+            .set(&key, &envelope::encode(&value, expires_at))
+            .map_err(store_error)
+    }
+
+    fn delete(key: String) -> Result<(), Error> {
+        names::check_key(&key).map_err(name_error)?;
+        open()?.delete(&key).map_err(store_error)
+    }
+
+    /// Spin lists every key of a store, so the prefix is applied here; expiry
+    /// needs each candidate's envelope, which costs one read per match.
+    fn list_keys(prefix: String) -> Result<Vec<String>, Error> {
+        let store = open()?;
+        let now = now_ms();
+        let mut keys = Vec::new();
+        for key in store.get_keys().map_err(store_error)? {
+            if !key.starts_with(&prefix) {
+                continue;
+            }
+            let live = store
+                .get(&key)
+                .map_err(store_error)?
+                .is_some_and(|bytes| envelope::decode(&bytes).is_live(now));
+            if live {
+                keys.push(key);
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}

@@ -1,0 +1,141 @@
+//! Atomic file writes and the lock directory that serialises read-modify-write.
+
+use std::fs;
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use portico_storage_format::names::{self, MAX_FILE_NAME_BYTES};
+
+use crate::exports::portico::platform::types::Error;
+
+pub const ROOT: &str = "/data";
+
+/// A lock older than this was left by a request that crashed or timed out:
+/// no compare-and-swap holds its lock for more than a few milliseconds.
+const STALE_LOCK: Duration = Duration::from_secs(10);
+/// How long a writer waits for a contended lock before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(15);
+
+/// The file for `key` inside `dir`, refusing names the filesystem would not take.
+pub fn entry_path(dir: &Path, key: &str) -> Result<PathBuf, Error> {
+    names::check_key(key).map_err(crate::name_error)?;
+    let name = names::to_file_name(key);
+    if name.len() > MAX_FILE_NAME_BYTES - 5 {
+        // Room for the `.lock` suffix; Spin's own limit is 255 bytes of key.
+        return Err(Error::TooLarge);
+    }
+    Ok(dir.join(name))
+}
+
+/// Reads a whole file; `None` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(crate::io_error("read", err)),
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see the old or the new content,
+/// never a mix: write a unique temporary file, then rename it over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp_dir = Path::new(ROOT).join("tmp");
+    let tmp = tmp_dir.join(format!(
+        "{:016x}.tmp",
+        wasip2::random::random::get_random_u64()
+    ));
+    let write = |tmp: &Path| -> io::Result<()> {
+        let mut file = fs::File::create(tmp)?;
+        file.write_all(bytes)?;
+        file.sync_data()
+    };
+    if let Err(err) = write(&tmp) {
+        if err.kind() != ErrorKind::NotFound {
+            return Err(crate::io_error("write", err));
+        }
+        fs::create_dir_all(&tmp_dir).map_err(|e| crate::io_error("create tmp dir", e))?;
+        write(&tmp).map_err(|e| crate::io_error("write", e))?;
+    }
+    let rename = || fs::rename(&tmp, path);
+    let renamed = match rename() {
+        Err(err) if err.kind() == ErrorKind::NotFound => match path.parent() {
+            Some(parent) => fs::create_dir_all(parent).and_then(|()| rename()),
+            None => Err(err),
+        },
+        other => other,
+    };
+    renamed.map_err(|err| {
+        let _ = fs::remove_file(&tmp);
+        crate::io_error("rename", err)
+    })
+}
+
+/// Removes a file; a missing file is fine.
+pub fn remove_optional(path: &Path) -> Result<(), Error> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != ErrorKind::NotFound => Err(crate::io_error("remove", err)),
+        _ => Ok(()),
+    }
+}
+
+/// An exclusive lock on one record, held while the value is alive.
+///
+/// `create_dir` is atomic and fails when the directory exists, which makes a
+/// directory the one lock primitive stock WASI offers (there is no `flock`).
+/// A crashed request leaves its directory behind; one older than
+/// [`STALE_LOCK`] is taken over.
+pub struct Lock {
+    path: PathBuf,
+}
+
+impl Lock {
+    pub fn acquire(record: &Path) -> Result<Lock, Error> {
+        let mut path = record.as_os_str().to_owned();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        let deadline = SystemTime::now() + LOCK_WAIT;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(Lock { path }),
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    let parent = record.parent().unwrap_or(Path::new(ROOT));
+                    fs::create_dir_all(parent).map_err(|e| crate::io_error("create dir", e))?;
+                }
+                Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+                    if Self::is_stale(&path) {
+                        // Another waiter may recover it at the same moment;
+                        // both then race on `create_dir`, which only one wins.
+                        let _ = fs::remove_dir(&path);
+                        continue;
+                    }
+                    if SystemTime::now() > deadline {
+                        return Err(Error::Unavailable(format!(
+                            "record lock {} still held after {}s",
+                            path.display(),
+                            LOCK_WAIT.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
+                Err(err) => return Err(crate::io_error("lock", err)),
+            }
+        }
+    }
+
+    fn is_stale(path: &Path) -> bool {
+        fs::metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+            .is_some_and(|age| age > STALE_LOCK)
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.path);
+    }
+}

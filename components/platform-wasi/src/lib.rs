@@ -1,0 +1,58 @@
+//! `portico:platform` for stock `wasmtime serve`: storage in files under a
+//! preopened directory mounted at `/data`, settings from environment variables.
+//!
+//! It imports nothing but standard WASI, so a component composed on top of it
+//! runs with
+//!
+//! ```text
+//! wasmtime serve -S cli --dir ./data::/data --env JWT_SECRET=... dist/portico-wasi.wasm
+//! ```
+//!
+//! Layout under `/data` (file names made by `portico_storage_format::names`):
+//!
+//! - `kv/<key>`: a KV value in the TTL envelope (`portico_storage_format::envelope`);
+//! - `durable/<ns>/<id>`: a durable record (`portico_storage_format::record`);
+//! - `durable/<ns>/<id>.lock/`: held while a compare-and-swap is in flight;
+//! - `tmp/`: files being written, renamed into place when complete.
+//!
+//! Each request runs in its own instance, possibly concurrently with others,
+//! so everything shared lives in the filesystem: writes are atomic renames and
+//! compare-and-swap is serialised by a lock directory (see [`files::Lock`]).
+
+mod config;
+mod durable;
+mod files;
+mod kv;
+
+wit_bindgen::generate!({
+    path: "../../wit/platform",
+    world: "portico:platform/adapter",
+});
+
+use exports::portico::platform::types::Error;
+
+struct Adapter;
+
+export!(Adapter);
+
+/// Maps filesystem failures to the contract's error variants.
+fn io_error(context: &str, err: std::io::Error) -> Error {
+    match err.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::AccessDenied,
+        std::io::ErrorKind::NotFound => Error::Unavailable(format!(
+            "{context}: {err} (is a data directory preopened at /data? e.g. `wasmtime serve --dir ./data::/data`)"
+        )),
+        _ => Error::Other(format!("{context}: {err}")),
+    }
+}
+
+fn name_error(err: portico_storage_format::names::NameError) -> Error {
+    Error::Other(format!("invalid key: {err}"))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

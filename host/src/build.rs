@@ -1,0 +1,163 @@
+//! `portico build`: compiles every component for `wasm32-wasip2` and composes
+//! the deployable artifacts into `dist/`.
+//!
+//! - `dist/portico-spin.wasm`: gateway + business components + platform-spin
+//!   (what `spin.toml` points at; Spin's component dependencies are one level
+//!   deep and the Cloud deploy path does not compose, so it ships composed);
+//! - `dist/portico-wasi.wasm`: the same over platform-wasi, for `wasmtime serve`;
+//! - `dist/components/<name>.wasm`: each business component composed with
+//!   platform-spin alone, for other Spin apps to reuse.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::compose::{Part, compose};
+
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+/// The cargo profile tuned for size (see the workspace `Cargo.toml`).
+pub const WASM_PROFILE: &str = "wasm";
+/// The business components, in the order the gateway's imports need them.
+pub const BUSINESS: [&str; 4] = ["flags", "auth", "rate-limiter", "assets"];
+
+/// Where components are compiled: a target directory of its own, so a build
+/// started from inside `cargo test` does not wait on the outer cargo's lock.
+pub fn wasm_target_dir(workspace: &Path) -> PathBuf {
+    workspace.join("target").join("wasm")
+}
+
+/// The compiled core file of crate `package`.
+pub fn compiled(workspace: &Path, package: &str) -> PathBuf {
+    wasm_target_dir(workspace)
+        .join(WASM_TARGET)
+        .join(WASM_PROFILE)
+        .join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+/// Installs the wasm target through rustup when it is missing, so a fresh
+/// machine needs nothing but a Rust toolchain.
+fn ensure_wasm_target() -> Result<()> {
+    let Ok(output) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        // No rustup (a distribution toolchain): cargo will say what is missing.
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    eprintln!("installing the {WASM_TARGET} target with rustup");
+    let status = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()?;
+    if !status.success() {
+        bail!("`rustup target add {WASM_TARGET}` failed");
+    }
+    Ok(())
+}
+
+/// Compiles the given crates of the workspace for `wasm32-wasip2`.
+pub fn compile(workspace: &Path, packages: &[&str]) -> Result<()> {
+    ensure_wasm_target()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--target", WASM_TARGET, "--profile", WASM_PROFILE])
+        .arg("--target-dir")
+        .arg(wasm_target_dir(workspace));
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let status = command.status().context("running cargo")?;
+    if !status.success() {
+        bail!("compiling the components failed ({status})");
+    }
+    Ok(())
+}
+
+fn read(workspace: &Path, package: &str) -> Result<Vec<u8>> {
+    let path = compiled(workspace, package);
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Composes `root` over `providers` (crate names, providers first).
+pub fn compose_crates(workspace: &Path, providers: &[&str], root: &str) -> Result<Vec<u8>> {
+    let mut parts = Vec::new();
+    for name in providers.iter().chain([&root]) {
+        parts.push(Part {
+            name,
+            bytes: read(workspace, name)?,
+        });
+    }
+    compose(parts)
+}
+
+/// One artifact written to `dist/`.
+pub struct Artifact {
+    pub path: PathBuf,
+    pub raw: usize,
+    pub gzip: usize,
+}
+
+fn write(path: PathBuf, bytes: &[u8]) -> Result<Artifact> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Artifact {
+        path,
+        raw: bytes.len(),
+        gzip: gzip_len(bytes)?,
+    })
+}
+
+fn gzip_len(bytes: &[u8]) -> Result<usize> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len())
+}
+
+/// Builds and composes everything; returns the artifacts written.
+pub fn build(workspace: &Path) -> Result<Vec<Artifact>> {
+    let started = Instant::now();
+    let mut packages = vec!["gateway", "platform-spin", "platform-wasi"];
+    packages.extend(BUSINESS);
+    compile(workspace, &packages)?;
+    let dist = workspace.join("dist");
+    let mut artifacts = Vec::new();
+    for (target, platform) in [("spin", "platform-spin"), ("wasi", "platform-wasi")] {
+        let mut providers = vec![platform];
+        providers.extend(BUSINESS);
+        let bytes = compose_crates(workspace, &providers, "gateway")?;
+        artifacts.push(write(dist.join(format!("portico-{target}.wasm")), &bytes)?);
+    }
+    for component in BUSINESS {
+        let bytes = compose_crates(workspace, &["platform-spin"], component)?;
+        artifacts.push(write(
+            dist.join("components").join(format!("{component}.wasm")),
+            &bytes,
+        )?);
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "build finished"
+    );
+    Ok(artifacts)
+}
+
+/// Prints the artifact table `portico build` shows.
+pub fn print_sizes(workspace: &Path, artifacts: &[Artifact]) {
+    println!("{:<36} {:>10} {:>10}", "artifact", "bytes", "gzip");
+    for a in artifacts {
+        let shown = a.path.strip_prefix(workspace).unwrap_or(&a.path);
+        println!("{:<36} {:>10} {:>10}", shown.display(), a.raw, a.gzip);
+    }
+}

@@ -1,0 +1,21 @@
+//! `portico`: builds, composes and serves the Portico components.
+//!
+//! - [`build`] compiles every component for `wasm32-wasip2` and composes the
+//!   deployable artifacts into `dist/` with [`compose`] (`wac-graph`);
+//! - [`serve`] runs a composed component on an embedded wasmtime, providing
+//!   either Spin's host interfaces ([`spin`], backed by SQLite files) or only
+//!   stock WASI, so a fresh machine needs nothing but Rust;
+//! - [`variables`] resolves Spin variables as `spin up` does;
+//! - [`kv`] reads and writes an app's KV data directly, for seeding.
+//!
+//! ```text
+//! portico up                         # build, then serve on 127.0.0.1:3000
+//! portico serve --target wasi        # serve dist/portico-wasi.wasm
+//! ```
+
+pub mod build;
+pub mod compose;
+pub mod kv;
+pub mod serve;
+pub mod spin;
+pub mod variables;

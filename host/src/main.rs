@@ -1,0 +1,274 @@
+//! The `portico` command line: `build`, `serve`, `up` and `kv`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use portico::build;
+use portico::kv::KvStore;
+use portico::serve::{self, ServeOptions, Target};
+use portico::variables::{App, parse_assignment};
+
+#[derive(Parser)]
+#[command(
+    name = "portico",
+    version,
+    about = "Build, compose and serve the Portico edge app"
+)]
+struct Cli {
+    /// The project folder (holding spin.toml); default: the nearest one above
+    /// the current directory.
+    #[arg(long, global = true)]
+    workspace: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile the components and compose dist/*.wasm.
+    Build,
+    /// Serve a composed component.
+    Serve(ServeArgs),
+    /// Build, then serve (for development: generates missing secrets).
+    Up(ServeArgs),
+    /// Read or write the app's key-value data in its data folder.
+    Kv {
+        #[command(subcommand)]
+        action: KvAction,
+        #[arg(long, value_enum, default_value = "spin", global = true)]
+        target: Target,
+        #[arg(long, default_value = ".portico", global = true)]
+        data: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Which runtime's interfaces to provide.
+    #[arg(long, value_enum, default_value = "spin")]
+    target: Target,
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// The data folder (SQLite files for spin; `wasi/` is preopened at /data for wasi).
+    #[arg(long, default_value = ".portico")]
+    data: PathBuf,
+    /// Set a variable: `--var name=value` (repeatable).
+    #[arg(long = "var", value_parser = parse_assignment)]
+    vars: Vec<(String, String)>,
+    /// The component to serve; default: dist/portico-<target>.wasm.
+    #[arg(long)]
+    component: Option<PathBuf>,
+    /// The Spin manifest whose variables apply.
+    #[arg(long, default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Where compiled components are cached; default: <data>/cache.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum KvAction {
+    /// Print the value of KEY.
+    Get { key: String },
+    /// Store VALUE (or the contents of --file) under KEY.
+    Set {
+        key: String,
+        value: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        ttl_ms: Option<u64>,
+    },
+    /// Remove KEY.
+    Delete { key: String },
+    /// List keys starting with PREFIX.
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+}
+
+fn find_workspace(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir);
+    }
+    let cwd = std::env::current_dir()?;
+    cwd.ancestors()
+        .find(|dir| dir.join("spin.toml").is_file() && dir.join("Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no Portico project (spin.toml + Cargo.toml) at or above {}",
+                cwd.display()
+            )
+        })
+}
+
+fn resolve(workspace: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        workspace.join(path)
+    }
+}
+
+/// The development secrets `portico up` generated, kept across restarts so
+/// sessions survive them.
+fn dev_secrets(
+    app: &App,
+    data: &Path,
+    values: &mut std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let missing: Vec<String> = app
+        .missing_required(values)
+        .into_iter()
+        .filter(|name| app.is_secret(name))
+        .map(str::to_string)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let file = data.join("dev-secrets.toml");
+    let mut stored: toml::Table = match std::fs::read_to_string(&file) {
+        Ok(text) => text
+            .parse()
+            .with_context(|| format!("parsing {}", file.display()))?,
+        Err(_) => toml::Table::new(),
+    };
+    for name in missing {
+        let value = match stored.get(&name).and_then(|v| v.as_str()) {
+            Some(value) => value.to_string(),
+            None => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes)
+                    .map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
+                let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                stored.insert(name.clone(), toml::Value::String(value.clone()));
+                value
+            }
+        };
+        eprintln!(
+            "portico up: using a generated development value for secret `{name}` ({}); \
+             `portico serve` never does this: set it with --var {name}=... or SPIN_VARIABLE_{}",
+            file.display(),
+            name.to_ascii_uppercase()
+        );
+        values.insert(name, value);
+    }
+    std::fs::create_dir_all(data)?;
+    std::fs::write(&file, toml::to_string(&stored)?)?;
+    Ok(())
+}
+
+fn serve_options(
+    workspace: &Path,
+    args: ServeArgs,
+    generate_secrets: bool,
+) -> Result<ServeOptions> {
+    let manifest = resolve(workspace, &args.manifest);
+    let app = App::load(&manifest)?;
+    let data = resolve(workspace, &args.data);
+    let mut values = app.application_values(std::env::vars(), &args.vars)?;
+    if generate_secrets {
+        dev_secrets(&app, &data, &mut values)?;
+    }
+    let variables = app
+        .component_values(&values)
+        .with_context(|| format!("variables of {}", manifest.display()))?;
+    let component = resolve(
+        workspace,
+        args.component
+            .as_deref()
+            .unwrap_or(Path::new(args.target.default_artifact())),
+    );
+    Ok(ServeOptions {
+        target: args.target,
+        listen: args.listen,
+        cache_dir: args
+            .cache_dir
+            .map(|dir| resolve(workspace, &dir))
+            .unwrap_or_else(|| data.join("cache")),
+        data,
+        component,
+        variables,
+    })
+}
+
+fn run_serve(options: ServeOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve::serve(options))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let workspace = find_workspace(cli.workspace)?;
+    match cli.command {
+        Command::Build => {
+            let artifacts = build::build(&workspace)?;
+            build::print_sizes(&workspace, &artifacts);
+            Ok(())
+        }
+        Command::Serve(args) => run_serve(serve_options(&workspace, args, false)?),
+        Command::Up(args) => {
+            let artifacts = build::build(&workspace)?;
+            build::print_sizes(&workspace, &artifacts);
+            run_serve(serve_options(&workspace, args, true)?)
+        }
+        Command::Kv {
+            action,
+            target,
+            data,
+        } => {
+            let store = KvStore::new(target, &resolve(&workspace, &data));
+            match action {
+                KvAction::Get { key } => match store.get(&key)? {
+                    Some(value) => std::io::stdout().write_all(&value)?,
+                    None => bail!("no value for key {key:?}"),
+                },
+                KvAction::Set {
+                    key,
+                    value,
+                    file,
+                    ttl_ms,
+                } => {
+                    let bytes = match (value, file) {
+                        (Some(value), None) => value.into_bytes(),
+                        (None, Some(file)) => std::fs::read(&file)
+                            .with_context(|| format!("reading {}", file.display()))?,
+                        _ => bail!("give either VALUE or --file"),
+                    };
+                    store.set(&key, &bytes, ttl_ms)?;
+                }
+                KvAction::Delete { key } => store.delete(&key)?,
+                KvAction::List { prefix } => {
+                    for key in store.list(&prefix)? {
+                        println!("{key}");
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("portico: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! `portico serve`: an embedded wasmtime serving a composed component over
+//! HTTP, the way `spin up` (`--target spin`) or `wasmtime serve -S cli`
+//! (`--target wasi`) would.
+//!
+//! The component is compiled once (and cached on disk, keyed by its hash and
+//! the engine's configuration), pre-instantiated once, and each request gets
+//! a fresh instance from the pooling allocator: the isolation of
+//! per-request instances at a cost of microseconds.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::spin::{SpinBackend, SpinHost, SpinView};
+
+/// Which runtime's host interfaces to provide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// Spin's key-value, SQLite and variables interfaces (for `dist/portico-spin.wasm`).
+    Spin,
+    /// Stock WASI only, like `wasmtime serve -S cli` (for `dist/portico-wasi.wasm`).
+    Wasi,
+}
+
+impl Target {
+    pub fn default_artifact(self) -> &'static str {
+        match self {
+            Target::Spin => "dist/portico-spin.wasm",
+            Target::Wasi => "dist/portico-wasi.wasm",
+        }
+    }
+}
+
+pub struct ServeOptions {
+    pub target: Target,
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub component: PathBuf,
+    pub cache_dir: PathBuf,
+    /// The component's variables (already resolved).
+    pub variables: BTreeMap<String, String>,
+}
+
+/// Per-request store data.
+struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    spin: Option<Arc<SpinBackend>>,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+impl SpinHost for RequestState {
+    fn spin(&mut self) -> SpinView<'_> {
+        SpinView {
+            // Only linked for `--target spin`, where the backend is always set.
+            backend: self
+                .spin
+                .as_deref()
+                .expect("spin backend for --target spin"),
+            table: &mut self.table,
+        }
+    }
+}
+
+struct Server {
+    pre: ProxyPre<RequestState>,
+    target: Target,
+    wasi_data: PathBuf,
+    env: Vec<(String, String)>,
+    spin: Option<Arc<SpinBackend>>,
+}
+
+fn engine() -> Result<Engine> {
+    let mut pooling = PoolingAllocationConfig::new();
+    // A composed app is ~8 components of a few core instances each.
+    pooling
+        .total_component_instances(256)
+        .total_core_instances(256 * 32)
+        .total_memories(256 * 16)
+        .total_tables(256 * 32)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .max_memory_size(512 << 20);
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    Ok(Engine::new(&config)?)
+}
+
+/// Compiles `wasm`, or loads the result of an earlier compilation of the
+/// same bytes by the same engine configuration.
+fn load_component(engine: &Engine, wasm: &Path, cache_dir: &Path) -> Result<Component> {
+    let bytes = std::fs::read(wasm).with_context(|| {
+        format!(
+            "reading {} (run `portico build` first, or use `portico up`)",
+            wasm.display()
+        )
+    })?;
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let key = format!("{:x}-{:016x}", Sha256::digest(&bytes), engine_hash.finish());
+    let cached = cache_dir.join(format!("{key}.cwasm"));
+    if cached.exists() {
+        // SAFETY: the file was written by `Component::serialize` of this same
+        // engine configuration (the key includes its compatibility hash) into
+        // a cache directory only Portico writes.
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
+            return Ok(component);
+        }
+    }
+    let component = Component::new(engine, &bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("compiling {}", wasm.display()))?;
+    std::fs::create_dir_all(cache_dir)?;
+    let tmp = cache_dir.join(format!("{key}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, component.serialize()?)?;
+    std::fs::rename(&tmp, &cached)?;
+    Ok(component)
+}
+
+fn prepare(options: &ServeOptions) -> Result<Server> {
+    let engine = engine()?;
+    let component = load_component(&engine, &options.component, &options.cache_dir)?;
+    let mut linker: Linker<RequestState> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    let spin = match options.target {
+        Target::Spin => {
+            crate::spin::add_to_linker(&mut linker)?;
+            Some(SpinBackend::open(&options.data, options.variables.clone())?)
+        }
+        Target::Wasi => None,
+    };
+    let instance_pre = linker.instantiate_pre(&component).map_err(|err| {
+        let hint = match options.target {
+            Target::Wasi => " (a component that imports Spin interfaces needs --target spin)",
+            Target::Spin => "",
+        };
+        anyhow::anyhow!(
+            "{} cannot run on --target {:?}{hint}: {err:#}",
+            options.component.display(),
+            options.target
+        )
+    })?;
+    let pre = ProxyPre::new(instance_pre)
+        .map_err(anyhow::Error::from)
+        .context("the component does not export wasi:http/incoming-handler")?;
+    let wasi_data = options.data.join("wasi");
+    if options.target == Target::Wasi {
+        std::fs::create_dir_all(&wasi_data)
+            .with_context(|| format!("creating {}", wasi_data.display()))?;
+    }
+    let env = options
+        .variables
+        .iter()
+        .map(|(name, value)| {
+            (
+                portico_storage_format::names::env_var_for(name),
+                value.clone(),
+            )
+        })
+        .collect();
+    Ok(Server {
+        pre,
+        target: options.target,
+        wasi_data,
+        env,
+        spin,
+    })
+}
+
+/// Response bodies as hyper sends them; the guest's body errors become I/O
+/// errors (the connection is cut), which is all a client can be told mid-body.
+type HostBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+type HostResponse = hyper::Response<HostBody>;
+
+fn host_body(body: HyperOutgoingBody) -> HostBody {
+    body.map_err(|code| std::io::Error::other(format!("{code:?}")))
+        .boxed_unsync()
+}
+
+impl Server {
+    fn wasi_ctx(&self) -> Result<WasiCtx> {
+        let mut builder = WasiCtx::builder();
+        builder.inherit_stdout().inherit_stderr();
+        if self.target == Target::Wasi {
+            builder.envs(&self.env);
+            builder.preopened_dir(&self.wasi_data, "/data", FsPerms::ReadWrite)?;
+        }
+        Ok(builder.build())
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        mut request: hyper::Request<hyper::body::Incoming>,
+        client: SocketAddr,
+    ) -> Result<HostResponse> {
+        if self.target == Target::Spin {
+            // What Spin's HTTP trigger tells a component about the request.
+            let headers = request.headers_mut();
+            headers.insert("spin-client-addr", client.to_string().parse()?);
+            headers.insert("spin-matched-route", "/...".parse()?);
+            headers.insert("spin-base-path", "/".parse()?);
+            headers.insert("spin-component-route", "".parse()?);
+            headers.insert("spin-raw-component-route", "/...".parse()?);
+        }
+        let mut store = Store::new(
+            self.pre.engine(),
+            RequestState {
+                wasi: self.wasi_ctx()?,
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                spin: self.spin.clone(),
+            },
+        );
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        // The guest may keep running after it has sent the response (e.g. to
+        // revalidate a cache entry), so it runs in a task of its own.
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(store, incoming, out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response.map(host_body)),
+            Ok(Err(code)) => Err(anyhow::anyhow!(
+                "the component answered with an error code: {code:?}"
+            )),
+            Err(_) => {
+                let err = match task.await {
+                    Ok(Ok(())) => anyhow::anyhow!("the component never set a response"),
+                    Ok(Err(err)) => anyhow::Error::from(err),
+                    Err(err) => err.into(),
+                };
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The answer when the component traps or fails: a problem, never a bare 500.
+fn host_problem(err: &anyhow::Error) -> HostResponse {
+    let body = serde_json::json!({
+        "type": "https://portico.dev/problems#component-failure",
+        "title": "The component failed",
+        "status": 500,
+        "detail": format!("{err:#}"),
+    })
+    .to_string();
+    let body = Full::new(Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let body: HostBody = body;
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish (up to
+/// five seconds).
+pub async fn serve(options: ServeOptions) -> Result<()> {
+    let server = Arc::new(prepare(&options)?);
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    println!(
+        "portico: serving {} (--target {}) on http://{address}",
+        options.component.display(),
+        match options.target {
+            Target::Spin => "spin",
+            Target::Wasi => "wasi",
+        }
+    );
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        tracing::warn!(%err, "accept failed");
+                        continue;
+                    }
+                };
+                let server = server.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let server = server.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(match server.handle(request, client).await {
+                            Ok(response) => response,
+                            Err(err) => {
+                                tracing::error!(error = format!("{err:#}"), "request failed");
+                                host_problem(&err)
+                            }
+                        })
+                    }
+                });
+                let connection = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(%err, "connection closed with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    println!("portico: shutting down");
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        bail!("requests still in flight after 5s; stopped anyway");
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The Spin host interfaces that `platform-spin` imports, implemented over
+//! SQLite files in the data folder, so `portico serve --target spin` runs
+//! `dist/portico-spin.wasm` with the storage `spin up` would give it:
+//!
+//! - [`key_value`]: `fermyon:spin/key-value@2.0.0` (`<data>/sqlite_key_value.db`,
+//!   Spin's own table layout);
+//! - [`sqlite`]: `fermyon:spin/sqlite@2.0.0` (`<data>/sqlite_db.db`);
+//! - [`variables`]: `fermyon:spin/variables@2.0.0` (resolved at startup by
+//!   `crate::variables`).
+//!
+//! Each is one module with the same shape; [`add_to_linker`] wires all three.
+
+pub mod key_value;
+pub mod sqlite;
+pub mod variables;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+wasmtime::component::bindgen!({
+    path: "wit/spin",
+    world: "fermyon:spin/host",
+    with: {
+        "fermyon:spin/key-value.store": key_value::StoreHandle,
+        "fermyon:spin/sqlite.connection": sqlite::ConnectionHandle,
+    },
+});
+
+/// What the Spin interfaces share across requests: open databases and the
+/// resolved variables.
+pub struct SpinBackend {
+    pub(crate) key_value: Mutex<rusqlite::Connection>,
+    pub(crate) database: Mutex<rusqlite::Connection>,
+    pub(crate) variables: BTreeMap<String, String>,
+}
+
+impl SpinBackend {
+    /// Opens (creating if needed) the databases under `data_dir`.
+    pub fn open(data_dir: &Path, variables: BTreeMap<String, String>) -> Result<Arc<SpinBackend>> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data folder {}", data_dir.display()))?;
+        Ok(Arc::new(SpinBackend {
+            key_value: Mutex::new(key_value::open(&data_dir.join(key_value::FILE))?),
+            database: Mutex::new(sqlite::open(&data_dir.join(sqlite::FILE))?),
+            variables,
+        }))
+    }
+}
+
+/// Opens a SQLite file the way both interfaces want it: WAL so readers do not
+/// block the writer, and a busy timeout so a second process (e.g. `portico kv`)
+/// waits instead of failing.
+pub(crate) fn open_sqlite(path: &Path) -> Result<rusqlite::Connection> {
+    let connection =
+        rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(connection)
+}
+
+/// The per-request view the generated `Host` traits are implemented for.
+pub struct SpinView<'a> {
+    pub backend: &'a SpinBackend,
+    pub table: &'a mut ResourceTable,
+}
+
+struct Spin;
+
+impl HasData for Spin {
+    type Data<'a> = SpinView<'a>;
+}
+
+/// Store data that can lend a [`SpinView`].
+pub trait SpinHost: Send {
+    fn spin(&mut self) -> SpinView<'_>;
+}
+
+pub fn add_to_linker<T: SpinHost + 'static>(linker: &mut Linker<T>) -> Result<()> {
+    fermyon::spin::key_value::add_to_linker::<T, Spin>(linker, T::spin)?;
+    fermyon::spin::sqlite::add_to_linker::<T, Spin>(linker, T::spin)?;
+    fermyon::spin::variables::add_to_linker::<T, Spin>(linker, T::spin)?;
+    Ok(())
+}
