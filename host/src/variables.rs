@@ -198,9 +198,8 @@ mod tests {
     use super::*;
 
     fn app() -> App {
-        let dir = std::env::temp_dir().join(format!("portico-vars-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("spin.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spin.toml");
         std::fs::write(
             &path,
             r#"

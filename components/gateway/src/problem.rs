@@ -16,10 +16,16 @@ pub struct Problem {
     pub kind: String,
     pub title: String,
     pub detail: String,
+    /// Boxed so that `Result<Response, Problem>` stays small on the happy path.
+    extra: Box<Extra>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Extra {
     /// Extension members (RFC 9457 section 3.2).
-    pub extensions: Map<String, Value>,
+    extensions: Map<String, Value>,
     /// Extra response headers (e.g. `Allow` on a 405).
-    pub headers: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
 }
 
 impl Problem {
@@ -29,8 +35,7 @@ impl Problem {
             kind: kind.to_string(),
             title: title.to_string(),
             detail: detail.into(),
-            extensions: Map::new(),
-            headers: Vec::new(),
+            extra: Box::default(),
         }
     }
 
@@ -39,8 +44,21 @@ impl Problem {
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Problem {
-        self.headers.push((name.to_string(), value.to_string()));
+        self.extra.headers.push((name.to_string(), value.to_string()));
         self
+    }
+
+    pub fn with_extension(mut self, name: &str, value: Value) -> Problem {
+        self.extra.extensions.insert(name.to_string(), value);
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.extra
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The response, with `instance` set to the request path.
@@ -53,12 +71,12 @@ impl Problem {
             "instance": instance,
         });
         if let Value::Object(members) = &mut body {
-            members.extend(self.extensions);
+            members.extend(self.extra.extensions);
         }
         let mut response = Response::new(self.status)
             .with_header("content-type", "application/problem+json")
             .with_body(body.to_string().into_bytes());
-        response.headers.extend(self.headers);
+        response.headers.extend(self.extra.headers);
         response
     }
 }

@@ -147,13 +147,7 @@ mod tests {
             let result = router().dispatch(&request(method, path));
             let (got, got_allow) = match &result {
                 Ok(r) => (r.status, None),
-                Err(p) => (
-                    p.status,
-                    p.headers
-                        .iter()
-                        .find(|(n, _)| n == "allow")
-                        .map(|(_, v)| v.as_str()),
-                ),
+                Err(p) => (p.status, p.header("allow")),
             };
             assert_eq!((got, got_allow), (status, allow), "{method} {path}");
         }

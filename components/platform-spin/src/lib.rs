@@ -17,8 +17,9 @@ mod durable;
 mod kv;
 
 wit_bindgen::generate!({
-    path: "../../wit/platform",
+    path: ["../../wit/types", "../../wit/platform"],
     world: "portico:platform/adapter",
+    generate_all,
 });
 
 use exports::portico::platform::types::Error;

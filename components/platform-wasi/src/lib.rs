@@ -25,8 +25,9 @@ mod files;
 mod kv;
 
 wit_bindgen::generate!({
-    path: "../../wit/platform",
+    path: ["../../wit/types", "../../wit/platform"],
     world: "portico:platform/adapter",
+    generate_all,
 });
 
 use exports::portico::platform::types::Error;

@@ -78,12 +78,11 @@ impl Middleware for RateLimit {
                     "Too many requests",
                     format!("quota of policy {:?} exhausted", decision.policy),
                 )
-                .with_header("retry-after", &retry_after.to_string());
-                problem.extensions.insert(
-                    "violated-policies".into(),
-                    serde_json::json!([decision.policy]),
-                );
-                problem.headers.extend(decision.headers());
+                .with_header("retry-after", &retry_after.to_string())
+                .with_extension("violated-policies", serde_json::json!([decision.policy]));
+                for (name, value) in decision.headers() {
+                    problem = problem.with_header(&name, &value);
+                }
                 problem.into_response(&request.path)
             }
             Err(problem) => {

@@ -1,0 +1,105 @@
+//! The `portico` command line: startup errors are clear, signals stop it
+//! cleanly, `portico kv` reads what the app wrote.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use portico::serve::Target;
+
+use crate::harness::{Host, HostConfig, artifacts, data_dir, get, portico_kv};
+
+#[test]
+fn missing_required_variable_is_a_startup_error() {
+    let data = data_dir("novar");
+    let mut config = HostConfig::app(Target::Spin, data.path());
+    config.vars.clear();
+    let output = config
+        .command()
+        .env_remove("SPIN_VARIABLE_JWT_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("jwt_secret"), "{stderr}");
+    assert!(stderr.contains("SPIN_VARIABLE_JWT_SECRET"), "{stderr}");
+}
+
+#[test]
+fn variables_come_from_the_environment_too() {
+    let data = data_dir("envvar");
+    let mut config = HostConfig::probe(Target::Wasi, data.path());
+    config.vars.clear();
+    let mut command = config.command();
+    command.env("SPIN_VARIABLE_API_TOKEN", "from-env");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .next()
+        .unwrap()
+        .unwrap();
+    let url = &line[line.find("http://").unwrap()..];
+    let reply = get(&format!("{url}/config/api_token"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(reply.text(), "from-env");
+}
+
+#[test]
+fn wasi_target_refuses_a_component_that_needs_spin() {
+    let data = data_dir("mismatch");
+    let mut config = HostConfig::app(Target::Wasi, data.path());
+    config.component = artifacts().app_spin.clone();
+    let output = config.command().stdin(Stdio::null()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--target spin"), "{stderr}");
+}
+
+#[test]
+fn sigint_stops_the_server_cleanly() {
+    let data = data_dir("sigint");
+    let host = Host::start(&HostConfig::app(Target::Spin, data.path()));
+    assert_eq!(get(&format!("{}/healthz", host.url)).status, 200);
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &host.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = host
+        .wait(Duration::from_secs(20))
+        .expect("exits after SIGINT");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn kv_command_round_trips_on_both_targets() {
+    for target in [Target::Spin, Target::Wasi] {
+        let data = data_dir("kvcli");
+        let set = portico_kv(
+            target,
+            data.path(),
+            &["set", "users/ada", "{\"name\":\"Ada\"}"],
+        );
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
+        let got = portico_kv(target, data.path(), &["get", "users/ada"]);
+        assert_eq!(got.stdout, b"{\"name\":\"Ada\"}");
+        let listed = portico_kv(target, data.path(), &["list", "users/"]);
+        assert_eq!(String::from_utf8_lossy(&listed.stdout), "users/ada\n");
+        assert!(
+            portico_kv(target, data.path(), &["delete", "users/ada"])
+                .status
+                .success()
+        );
+        let gone = portico_kv(target, data.path(), &["get", "users/ada"]);
+        assert!(!gone.status.success());
+    }
+}

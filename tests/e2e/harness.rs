@@ -1,0 +1,330 @@
+//! The end-to-end harness: builds the artifacts once per test process,
+//! starts `portico serve` on an ephemeral 127.0.0.1 port, and speaks HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use portico::build;
+use portico::serve::Target;
+
+/// A secret long enough for anything that checks length.
+pub const JWT_SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789";
+pub const API_TOKEN: &str = "probe-token-4f1c9a";
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host crate sits in the workspace")
+        .to_path_buf()
+}
+
+fn e2e_dir() -> PathBuf {
+    workspace().join("target").join("e2e")
+}
+
+/// The files the tests serve, built once per test process.
+pub struct Artifacts {
+    pub app_spin: PathBuf,
+    pub app_wasi: PathBuf,
+    pub probe_spin: PathBuf,
+    pub probe_wasi: PathBuf,
+    pub standalone: Vec<PathBuf>,
+}
+
+impl Artifacts {
+    pub fn app(&self, target: Target) -> &Path {
+        match target {
+            Target::Spin => &self.app_spin,
+            Target::Wasi => &self.app_wasi,
+        }
+    }
+
+    pub fn probe(&self, target: Target) -> &Path {
+        match target {
+            Target::Spin => &self.probe_spin,
+            Target::Wasi => &self.probe_wasi,
+        }
+    }
+}
+
+pub fn artifacts() -> &'static Artifacts {
+    static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
+    ARTIFACTS.get_or_init(|| {
+        let ws = workspace();
+        let built = build::build(&ws).expect("portico build");
+        build::compile(&ws, &["platform-probe"]).expect("compile the probe");
+        let dir = e2e_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut probes = Vec::new();
+        for (target, platform) in [("spin", "platform-spin"), ("wasi", "platform-wasi")] {
+            let bytes =
+                build::compose_crates(&ws, &[platform], "platform-probe").expect("compose probe");
+            let path = dir.join(format!("probe-{target}.wasm"));
+            std::fs::write(&path, bytes).unwrap();
+            probes.push(path);
+        }
+        let standalone = built
+            .iter()
+            .map(|a| a.path.clone())
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with("components")))
+            .collect();
+        Artifacts {
+            app_spin: ws.join("dist/portico-spin.wasm"),
+            app_wasi: ws.join("dist/portico-wasi.wasm"),
+            probe_spin: probes[0].clone(),
+            probe_wasi: probes[1].clone(),
+            standalone,
+        }
+    })
+}
+
+pub fn target_name(target: Target) -> &'static str {
+    match target {
+        Target::Spin => "spin",
+        Target::Wasi => "wasi",
+    }
+}
+
+/// What to serve and how.
+pub struct HostConfig {
+    pub target: Target,
+    pub component: PathBuf,
+    pub manifest: PathBuf,
+    pub vars: Vec<(String, String)>,
+    pub data: PathBuf,
+}
+
+impl HostConfig {
+    /// The whole app, with a fresh data folder.
+    pub fn app(target: Target, data: &Path) -> HostConfig {
+        HostConfig {
+            target,
+            component: artifacts().app(target).to_path_buf(),
+            manifest: workspace().join("spin.toml"),
+            vars: vec![("jwt_secret".into(), JWT_SECRET.into())],
+            data: data.to_path_buf(),
+        }
+    }
+
+    /// The platform probe over the adapter of `target`.
+    pub fn probe(target: Target, data: &Path) -> HostConfig {
+        HostConfig {
+            target,
+            component: artifacts().probe(target).to_path_buf(),
+            manifest: workspace().join("tests/fixtures/platform-probe/spin.toml"),
+            vars: vec![("api_token".into(), API_TOKEN.into())],
+            data: data.to_path_buf(),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portico"));
+        command
+            .arg("--workspace")
+            .arg(workspace())
+            .arg("serve")
+            .args([
+                "--target",
+                target_name(self.target),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--component")
+            .arg(&self.component)
+            .arg("--manifest")
+            .arg(&self.manifest)
+            .arg("--cache-dir")
+            .arg(e2e_dir().join("cache"));
+        for (name, value) in &self.vars {
+            command.arg("--var").arg(format!("{name}={value}"));
+        }
+        command
+    }
+}
+
+/// A running `portico serve`; killed when dropped.
+pub struct Host {
+    child: Child,
+    pub url: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Host {
+    pub fn start(config: &HostConfig) -> Host {
+        let mut child = config
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn portico");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("http://") {
+                    let _ = tx.send(line[at..].trim().to_string());
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(url) => Host { child, url, stderr },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("portico did not start; stderr:\n{}", stderr.lock().unwrap());
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh data folder under `target/e2e`.
+pub fn data_dir(name: &str) -> tempfile::TempDir {
+    let dir = e2e_dir().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    tempfile::Builder::new()
+        .prefix(name)
+        .tempdir_in(dir)
+        .unwrap()
+}
+
+/// A client that reports every status instead of failing on 4xx/5xx.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// A response read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn from(response: ureq::http::Response<ureq::Body>) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .into_body()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .expect("read body");
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|err| panic!("body is not JSON ({err}): {}", self.text()))
+    }
+
+    /// Asserts an RFC 9457 problem with `status` and type fragment `kind`.
+    pub fn assert_problem(&self, status: u16, kind: &str) -> serde_json::Value {
+        assert_eq!(self.status, status, "status; body: {}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "content-type; body: {}",
+            self.text()
+        );
+        let body = self.json();
+        assert_eq!(
+            body["type"],
+            format!("https://portico.dev/problems#{kind}"),
+            "{body}"
+        );
+        assert_eq!(body["status"], status, "{body}");
+        assert!(
+            body["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{body}"
+        );
+        assert!(body["detail"].is_string(), "{body}");
+        body
+    }
+}
+
+pub fn get(url: &str) -> Reply {
+    Reply::from(client().get(url).call().expect("GET"))
+}
+
+/// Runs `portico kv ...` against a data folder.
+pub fn portico_kv(target: Target, data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("--workspace")
+        .arg(workspace())
+        .arg("kv")
+        .args(args)
+        .args(["--target", target_name(target)])
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run portico kv")
+}
