@@ -44,7 +44,9 @@ impl Problem {
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Problem {
-        self.extra.headers.push((name.to_string(), value.to_string()));
+        self.extra
+            .headers
+            .push((name.to_string(), value.to_string()));
         self
     }
 
