@@ -1,0 +1,315 @@
+//! Reading the session cookie from a `Cookie` request header and building
+//! the `Set-Cookie` values that set and clear it.
+//!
+//! Standards: RFC 6265 §4.1.1 (`Set-Cookie` grammar: the name is an HTTP
+//! token, the value is `*cookie-octet` or a quoted `*cookie-octet`), §4.2.1
+//! and §5.4 (`Cookie` header pairs joined by `"; "`), RFC 9110 §5.6.2
+//! (token characters), and RFC 6265bis for `SameSite` and the `__Host-` /
+//! `__Secure-` name prefixes.
+//!
+//! Parsing is lenient, as RFC 6265 §5 asks of receivers, because real
+//! headers contain junk from other applications on the same host; building
+//! is strict, as §4 asks of senders, because a bad value is a header
+//! injection or a silently dropped cookie.
+
+use std::fmt;
+
+/// Why a `Set-Cookie` value could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CookieError {
+    InvalidName,
+    InvalidValue,
+    /// `__Secure-` and `__Host-` names are dropped by browsers unless the
+    /// cookie is `Secure`, so building one without it is a bug.
+    PrefixRequiresSecure,
+}
+
+impl CookieError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidName => "cookie name is not an HTTP token",
+            Self::InvalidValue => "cookie value has characters outside cookie-octet",
+            Self::PrefixRequiresSecure => "__Secure- and __Host- cookies must be Secure",
+        }
+    }
+}
+
+impl fmt::Display for CookieError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for CookieError {}
+
+/// Returns the value of the first cookie called `name` in a `Cookie` header.
+///
+/// Whitespace around names and values is ignored, a value wrapped in double
+/// quotes is returned without them, pairs without `=` are skipped and the
+/// first match wins: browsers send the most specific path first (RFC 6265
+/// §5.4 step 2), and a later duplicate is more likely planted by a sibling
+/// subdomain. Names compare case-sensitively, as cookies do.
+pub fn find_cookie<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
+    if name.is_empty() {
+        return None;
+    }
+    cookie_header.split(';').find_map(|pair| {
+        let (pair_name, value) = pair.split_once('=')?;
+        if trim_wsp(pair_name) != name {
+            return None;
+        }
+        let value = trim_wsp(value);
+        Some(
+            value
+                .strip_prefix('"')
+                .and_then(|inner| inner.strip_suffix('"'))
+                .unwrap_or(value),
+        )
+    })
+}
+
+/// Builds `name=value; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=N`,
+/// leaving out `Secure` when `secure` is false (plain-HTTP development).
+///
+/// `HttpOnly` keeps the token away from page scripts; `SameSite=Lax` stops
+/// cross-site sub-requests from carrying it while still allowing top-level
+/// navigation back from a login link; `Path=/` makes one cookie cover the
+/// whole site so it can also be cleared from anywhere.
+pub fn session_cookie(
+    name: &str,
+    value: &str,
+    max_age_secs: u64,
+    secure: bool,
+) -> Result<String, CookieError> {
+    check_name(name, secure)?;
+    if !value.bytes().all(is_cookie_octet) {
+        return Err(CookieError::InvalidValue);
+    }
+    Ok(format!(
+        "{name}={value}; HttpOnly{}; SameSite=Lax; Path=/; Max-Age={max_age_secs}",
+        secure_attr(secure)
+    ))
+}
+
+/// Builds a `Set-Cookie` value that deletes the cookie `name`.
+///
+/// The attributes mirror [`session_cookie`] because a browser replaces a
+/// cookie only when name, domain and path match, and because browsers refuse
+/// a `Secure` cookie over plain HTTP; pass the same `secure` flag as when
+/// the cookie was set.
+pub fn clear_cookie(name: &str, secure: bool) -> Result<String, CookieError> {
+    check_name(name, secure)?;
+    Ok(format!(
+        "{name}=; HttpOnly{}; SameSite=Lax; Path=/; Max-Age=0",
+        secure_attr(secure)
+    ))
+}
+
+fn secure_attr(secure: bool) -> &'static str {
+    if secure { "; Secure" } else { "" }
+}
+
+fn check_name(name: &str, secure: bool) -> Result<(), CookieError> {
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(CookieError::InvalidName);
+    }
+    // RFC 6265bis matches the prefixes case-insensitively.
+    let prefixed = ["__Secure-", "__Host-"].iter().any(|prefix| {
+        name.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    });
+    if prefixed && !secure {
+        return Err(CookieError::PrefixRequiresSecure);
+    }
+    Ok(())
+}
+
+fn trim_wsp(s: &str) -> &str {
+    // RFC 6265 §5.2 strips only SP and HTAB, not all Unicode whitespace.
+    s.trim_matches([' ', '\t'])
+}
+
+/// RFC 6265 §4.1.1: US-ASCII visible characters except DQUOTE, comma,
+/// semicolon and backslash.
+fn is_cookie_octet(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_cookie_handles_real_world_headers() {
+        let cases: [(&str, &str, Option<&str>); 20] = [
+            ("session=abc", "session", Some("abc")),
+            ("a=1; session=abc; b=2", "session", Some("abc")),
+            ("a=1;session=abc;b=2", "session", Some("abc")),
+            ("  session  =  abc  ", "session", Some("abc")),
+            ("\tsession\t=\tabc\t", "session", Some("abc")),
+            ("session=\"abc\"", "session", Some("abc")),
+            ("session= \"abc\" ", "session", Some("abc")),
+            ("session=\"", "session", Some("\"")),
+            ("session=\"abc", "session", Some("\"abc")),
+            ("session=", "session", Some("")),
+            ("session=a=b=c", "session", Some("a=b=c")),
+            ("session=first; session=second", "session", Some("first")),
+            ("session; session=abc", "session", Some("abc")),
+            ("novalue; other=1", "novalue", None),
+            ("sessionx=1; xsession=2", "session", None),
+            ("Session=abc", "session", None),
+            ("a=session=abc", "session", None),
+            ("", "session", None),
+            (";;;=;==; ;", "session", None),
+            ("session=abc", "", None),
+        ];
+        for (header, name, expected) in cases {
+            assert_eq!(find_cookie(header, name), expected, "{header:?} / {name:?}");
+        }
+    }
+
+    #[test]
+    fn find_cookie_does_not_trim_unicode_whitespace_into_a_match() {
+        assert_eq!(find_cookie("\u{a0}session=abc", "session"), None);
+    }
+
+    #[test]
+    fn find_cookie_survives_hostile_input() {
+        let long = format!("{}session=ok", "x=y; ".repeat(20_000));
+        assert_eq!(find_cookie(&long, "session"), Some("ok"));
+        for header in [
+            "\0=\0",
+            "=",
+            "\u{1f36a}=\u{1f36a}; session=\u{e9}",
+            "\"\"\"=;",
+        ] {
+            let _ = find_cookie(header, "session");
+        }
+        assert_eq!(
+            find_cookie("\u{1f36a}=x; session=\u{e9}", "session"),
+            Some("\u{e9}")
+        );
+    }
+
+    #[test]
+    fn session_cookie_has_exact_attribute_layout() {
+        assert_eq!(
+            session_cookie("session", "abc.DEF-_123", 3600, true),
+            Ok("session=abc.DEF-_123; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=3600".into())
+        );
+        assert_eq!(
+            session_cookie("session", "abc", 60, false),
+            Ok("session=abc; HttpOnly; SameSite=Lax; Path=/; Max-Age=60".into())
+        );
+    }
+
+    #[test]
+    fn clear_cookie_expires_immediately_with_matching_attributes() {
+        assert_eq!(
+            clear_cookie("session", true),
+            Ok("session=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0".into())
+        );
+        assert_eq!(
+            clear_cookie("session", false),
+            Ok("session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0".into())
+        );
+    }
+
+    #[test]
+    fn values_outside_cookie_octet_are_refused() {
+        let cases = [
+            "a b",
+            "a;b",
+            "a,b",
+            "a\"b",
+            "\"abc\"",
+            "a\\b",
+            "a\tb",
+            "a\r\nSet-Cookie: x=y",
+            "a\0",
+            "a\x7f",
+            "caf\u{e9}",
+        ];
+        for value in cases {
+            assert_eq!(
+                session_cookie("session", value, 60, true),
+                Err(CookieError::InvalidValue),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_cookie_octet_is_accepted() {
+        let all: String = (0x21u8..=0x7E)
+            .filter(|b| !matches!(b, b'"' | b',' | b';' | b'\\'))
+            .map(char::from)
+            .collect();
+        assert!(session_cookie("session", &all, 1, true).is_ok());
+        assert!(session_cookie("session", "", 1, true).is_ok());
+    }
+
+    #[test]
+    fn names_that_are_not_tokens_are_refused() {
+        let cases = [
+            "",
+            "a b",
+            "a=b",
+            "a;b",
+            "a,b",
+            "(a)",
+            "a/b",
+            "a\"b",
+            "a\nb",
+            "caf\u{e9}",
+            "a:b",
+        ];
+        for name in cases {
+            assert_eq!(
+                session_cookie(name, "v", 60, true),
+                Err(CookieError::InvalidName),
+                "{name:?}"
+            );
+            assert_eq!(
+                clear_cookie(name, true),
+                Err(CookieError::InvalidName),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefixed_names_require_secure() {
+        for name in [
+            "__Host-session",
+            "__Secure-session",
+            "__host-session",
+            "__SECURE-s",
+        ] {
+            assert_eq!(
+                session_cookie(name, "v", 60, false),
+                Err(CookieError::PrefixRequiresSecure),
+                "{name}"
+            );
+            assert_eq!(
+                clear_cookie(name, false),
+                Err(CookieError::PrefixRequiresSecure)
+            );
+            assert!(session_cookie(name, "v", 60, true).is_ok());
+        }
+        assert!(session_cookie("__Hostile", "v", 60, false).is_ok());
+    }
+
+    #[test]
+    fn built_cookie_reads_back_through_find_cookie() {
+        let set = session_cookie("session", "tok.en_1", 60, true).unwrap();
+        let pair = set.split(';').next().unwrap();
+        assert_eq!(find_cookie(pair, "session"), Some("tok.en_1"));
+    }
+}
