@@ -28,3 +28,4 @@ mod artifacts;
 mod cli;
 mod gateway;
 mod platform;
+mod ratelimit;

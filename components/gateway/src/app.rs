@@ -5,6 +5,7 @@ use crate::http::{Request, Response};
 use crate::middleware::rate_limit::{Decision, RateLimit};
 use crate::middleware::request_id::RequestId;
 use crate::middleware::{Middleware, Next};
+use crate::portico::platform::config as variables;
 use crate::portico::ratelimit::limiter;
 use crate::problem::Problem;
 use crate::router::{Pattern, Route, Router};
@@ -35,17 +36,23 @@ fn routes() -> Router {
     ])
 }
 
-fn check_limit(key: &str, policy: &str, cost: u32) -> Result<Decision, Problem> {
-    let d = limiter::check(key, policy, cost).map_err(Problem::from)?;
-    Ok(Decision {
+fn check_limit(key: &str, path: &str) -> Result<Option<Decision>, Problem> {
+    let decision = limiter::check_path(key, path).map_err(Problem::from)?;
+    Ok(decision.map(|d| Decision {
         allowed: d.allowed,
         policy: d.policy,
-        limit: d.limit,
-        window_seconds: d.window_seconds,
-        remaining: d.remaining,
-        reset_seconds: d.reset_seconds,
         retry_after_seconds: d.retry_after_seconds,
-    })
+        headers: d.headers,
+    }))
+}
+
+/// A gateway setting; unreadable configuration counts as unset, since every
+/// gateway setting has a safe default.
+fn setting(name: &str) -> Option<String> {
+    variables::get(name)
+        .ok()
+        .flatten()
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn random_id() -> String {
@@ -60,9 +67,9 @@ pub fn handle(request: Request) -> Response {
         generate: random_id,
     };
     let rate_limit = RateLimit {
-        prefix: "/api/",
-        policy: "default",
+        exempt: &["/healthz"],
         check: check_limit,
+        trusted_header: setting("rate_limit_client_header").map(|h| h.trim().to_ascii_lowercase()),
     };
     let layers: [&dyn Middleware; 2] = [&request_id, &rate_limit];
     let router = routes();

@@ -104,9 +104,12 @@ impl Lock {
                     fs::create_dir_all(parent).map_err(|e| crate::io_error("create dir", e))?;
                 }
                 Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-                    if Self::is_stale(&path) {
-                        // Another waiter may recover it at the same moment;
-                        // both then race on `create_dir`, which only one wins.
+                    if let Some(age) = Self::stale_age(&path) {
+                        eprintln!(
+                            "{{\"level\":\"warn\",\"component\":\"platform-wasi\",\"msg\":\"taking over a stale lock\",\"lock\":{:?},\"age_ms\":{}}}",
+                            path.display().to_string(),
+                            age.as_millis()
+                        );
                         let _ = fs::remove_dir(&path);
                         continue;
                     }
@@ -125,12 +128,12 @@ impl Lock {
         }
     }
 
-    fn is_stale(path: &Path) -> bool {
+    fn stale_age(path: &Path) -> Option<Duration> {
         fs::metadata(path)
             .and_then(|meta| meta.modified())
             .ok()
             .and_then(|modified| SystemTime::now().duration_since(modified).ok())
-            .is_some_and(|age| age > STALE_LOCK)
+            .filter(|age| *age > STALE_LOCK)
     }
 }
 

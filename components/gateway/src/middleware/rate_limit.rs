@@ -1,103 +1,93 @@
-//! Spends one unit of a rate-limit policy per request through
-//! `portico:ratelimit/limiter` and refuses with `429` when the quota is gone.
+//! Spends one unit of the rate-limit policy for the request's route through
+//! `portico:ratelimit/limiter`, refusing with `429` when the quota is gone and
+//! adding the `RateLimit`/`RateLimit-Policy` fields to every limited response.
 //!
-//! When the limiter itself fails the request is let through (fail-open, the
-//! default failure policy for reads) and the failure is logged: an outage of
-//! the limiter must not become an outage of the site.
+//! The key is the client: its address (Spin's `spin-client-addr`, without the
+//! port), or the first address of a trusted header such as `x-forwarded-for`
+//! when the operator names one in `rate_limit_client_header` (only behind a
+//! proxy that sets it; a client could forge it otherwise). `wasmtime serve`
+//! passes no client address, so there every client shares one key unless a
+//! trusted header is configured.
 
 use crate::http::{Request, Response};
 use crate::middleware::{Middleware, Next};
 use crate::problem::Problem;
 
-/// The header Spin sets to the client's address.
+/// The header Spin sets to the client's `address:port`.
 const CLIENT_ADDR: &str = "spin-client-addr";
-
-pub struct RateLimit {
-    /// Requests whose path starts with this prefix are limited.
-    pub prefix: &'static str,
-    pub policy: &'static str,
-    pub check: fn(&str, &str, u32) -> Result<Decision, Problem>,
-}
+/// The key for requests that carry no client identity at all.
+const UNKNOWN_CLIENT: &str = "unknown-client";
 
 /// What the limiter decided, in the gateway's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
     pub policy: String,
-    pub limit: u32,
-    pub window_seconds: u64,
-    pub remaining: u32,
-    pub reset_seconds: u64,
     pub retry_after_seconds: Option<u64>,
+    /// The header fields to send, as the limiter formatted them.
+    pub headers: Vec<(String, String)>,
 }
 
-impl Decision {
-    fn headers(&self) -> [(String, String); 2] {
-        [
-            (
-                "ratelimit-policy".into(),
-                format!(
-                    "\"{}\";q={};w={}",
-                    self.policy, self.limit, self.window_seconds
-                ),
-            ),
-            (
-                "ratelimit".into(),
-                format!(
-                    "\"{}\";r={};t={}",
-                    self.policy, self.remaining, self.reset_seconds
-                ),
-            ),
-        ]
+pub struct RateLimit {
+    /// Paths never limited (liveness checks).
+    pub exempt: &'static [&'static str],
+    /// `(key, path) -> decision`; `None` when the limiter let the request
+    /// through without deciding (its storage failed, fail-open).
+    pub check: fn(&str, &str) -> Result<Option<Decision>, Problem>,
+    /// The operator's trusted client header, if any (lower-case).
+    pub trusted_header: Option<String>,
+}
+
+/// The client's identity for limiting.
+pub fn client_key(request: &Request, trusted_header: Option<&str>) -> String {
+    let forwarded = trusted_header
+        .and_then(|name| request.header(name))
+        .and_then(|value| value.split(',').next())
+        .map(str::trim)
+        .filter(|first| !first.is_empty());
+    if let Some(first) = forwarded {
+        return first.to_string();
+    }
+    match request.header(CLIENT_ADDR) {
+        Some(addr) => addr
+            .parse::<std::net::SocketAddr>()
+            .map(|socket| socket.ip().to_string())
+            .unwrap_or_else(|_| addr.to_string()),
+        None => UNKNOWN_CLIENT.to_string(),
     }
 }
 
 impl Middleware for RateLimit {
     fn handle(&self, request: Request, next: Next<'_>) -> Response {
-        if !request.path.starts_with(self.prefix) {
+        if self.exempt.contains(&request.path.as_str()) {
             return next.run(request);
         }
-        let key = request
-            .header(CLIENT_ADDR)
-            .unwrap_or("anonymous")
-            .to_string();
-        match (self.check)(&key, self.policy, 1) {
-            Ok(decision) if decision.allowed => {
+        let key = client_key(&request, self.trusted_header.as_deref());
+        match (self.check)(&key, &request.path) {
+            Ok(Some(decision)) if decision.allowed => {
                 let mut response = next.run(request);
-                response.headers.extend(decision.headers());
+                response.headers.extend(decision.headers);
                 response
             }
-            Ok(decision) => {
-                let retry_after = decision
-                    .retry_after_seconds
-                    .unwrap_or(decision.reset_seconds)
-                    .max(1);
+            Ok(Some(decision)) => {
                 let mut problem = Problem::new(
                     429,
                     "quota-exceeded",
                     "Too many requests",
-                    format!("quota of policy {:?} exhausted", decision.policy),
+                    format!(
+                        "the quota of policy {:?} is used up; retry after {} s",
+                        decision.policy,
+                        decision.retry_after_seconds.unwrap_or(1)
+                    ),
                 )
-                .with_header("retry-after", &retry_after.to_string())
                 .with_extension("violated-policies", serde_json::json!([decision.policy]));
-                for (name, value) in decision.headers() {
-                    problem = problem.with_header(&name, &value);
+                for (name, value) in &decision.headers {
+                    problem = problem.with_header(name, value);
                 }
                 problem.into_response(&request.path)
             }
-            Err(problem) => {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({
-                        "level": "warn",
-                        "msg": "rate limiter failed; letting the request through (fail-open)",
-                        "request_id": request.context.get("request_id"),
-                        "status": problem.status,
-                        "detail": problem.detail,
-                    })
-                );
-                next.run(request)
-            }
+            Ok(None) => next.run(request),
+            Err(problem) => problem.into_response(&request.path),
         }
     }
 }
@@ -107,22 +97,26 @@ mod tests {
     use super::*;
 
     fn decision(allowed: bool) -> Decision {
+        let mut headers = vec![
+            ("ratelimit-policy".into(), "\"default\";q=100;w=60".into()),
+            ("ratelimit".into(), "\"default\";r=0;t=1".into()),
+        ];
+        if !allowed {
+            headers.push(("retry-after".into(), "1".into()));
+        }
         Decision {
             allowed,
             policy: "default".into(),
-            limit: 100,
-            window_seconds: 60,
-            remaining: if allowed { 99 } else { 0 },
-            reset_seconds: 1,
             retry_after_seconds: (!allowed).then_some(1),
+            headers,
         }
     }
 
-    fn run(check: fn(&str, &str, u32) -> Result<Decision, Problem>, path: &str) -> Response {
+    fn run(check: fn(&str, &str) -> Result<Option<Decision>, Problem>, path: &str) -> Response {
         let layer = RateLimit {
-            prefix: "/api/",
-            policy: "default",
+            exempt: &["/healthz"],
             check,
+            trusted_header: None,
         };
         let layers: [&dyn Middleware; 1] = [&layer];
         let request = Request {
@@ -133,19 +127,15 @@ mod tests {
     }
 
     #[test]
-    fn allowed_requests_carry_ratelimit_headers() {
-        let response = run(|_, _, _| Ok(decision(true)), "/api/config");
+    fn allowed_requests_carry_the_limiter_headers() {
+        let response = run(|_, _| Ok(Some(decision(true))), "/api/config");
         assert_eq!(response.status, 200);
-        assert_eq!(
-            response.header("ratelimit-policy"),
-            Some("\"default\";q=100;w=60")
-        );
-        assert_eq!(response.header("ratelimit"), Some("\"default\";r=99;t=1"));
+        assert_eq!(response.header("ratelimit"), Some("\"default\";r=0;t=1"));
     }
 
     #[test]
     fn refused_requests_get_429_problem_with_retry_after() {
-        let response = run(|_, _, _| Ok(decision(false)), "/api/config");
+        let response = run(|_, _| Ok(Some(decision(false))), "/api/config");
         assert_eq!(response.status, 429);
         assert_eq!(response.header("retry-after"), Some("1"));
         let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
@@ -154,17 +144,66 @@ mod tests {
     }
 
     #[test]
-    fn limiter_failure_fails_open() {
+    fn undecided_requests_pass_and_problems_are_answered() {
+        assert_eq!(run(|_, _| Ok(None), "/api/config").status, 200);
         let response = run(
-            |_, _, _| Err(Problem::new(503, "storage-unavailable", "x", "down")),
+            |_, _| Err(Problem::new(503, "rate-limit-unavailable", "x", "down")),
             "/api/config",
         );
-        assert_eq!(response.status, 200);
+        assert_eq!(response.status, 503);
     }
 
     #[test]
-    fn paths_outside_the_prefix_are_not_limited() {
-        let response = run(|_, _, _| Ok(decision(false)), "/healthz");
-        assert_eq!(response.status, 200);
+    fn exempt_paths_are_not_limited() {
+        assert_eq!(
+            run(|_, _| Ok(Some(decision(false))), "/healthz").status,
+            200
+        );
+    }
+
+    #[test]
+    fn client_key_table() {
+        // (spin-client-addr, x-forwarded-for, trusted header, key)
+        let cases = [
+            (Some("10.1.2.3:5555"), None, None, "10.1.2.3"),
+            (Some("[::1]:80"), None, None, "::1"),
+            (Some("weird"), None, None, "weird"),
+            (None, None, None, UNKNOWN_CLIENT),
+            (
+                Some("10.1.2.3:5555"),
+                Some("203.0.113.9, 10.0.0.1"),
+                None,
+                "10.1.2.3",
+            ),
+            (
+                Some("10.1.2.3:5555"),
+                Some("203.0.113.9, 10.0.0.1"),
+                Some("x-forwarded-for"),
+                "203.0.113.9",
+            ),
+            (
+                Some("10.1.2.3:5555"),
+                Some(" , x"),
+                Some("x-forwarded-for"),
+                "10.1.2.3",
+            ),
+            (None, None, Some("x-forwarded-for"), UNKNOWN_CLIENT),
+        ];
+        for (addr, forwarded, trusted, key) in cases {
+            let mut request = Request::default();
+            if let Some(addr) = addr {
+                request.headers.push((CLIENT_ADDR.into(), addr.into()));
+            }
+            if let Some(forwarded) = forwarded {
+                request
+                    .headers
+                    .push(("x-forwarded-for".into(), forwarded.into()));
+            }
+            assert_eq!(
+                client_key(&request, trusted),
+                key,
+                "{addr:?} {forwarded:?} {trusted:?}"
+            );
+        }
     }
 }
