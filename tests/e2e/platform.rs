@@ -38,6 +38,7 @@ on_both_targets!(
     durable_compare_and_swap_creates_updates_and_conflicts,
     durable_record_with_ttl_expires_and_can_be_recreated,
     durable_concurrent_increments_lose_no_update,
+    durable_sweep_removes_only_expired_records,
     config_reads_variables,
     data_survives_a_restart,
 );
@@ -209,6 +210,64 @@ fn durable_concurrent_increments_lose_no_update(target: Target) {
     eprintln!(
         "{target:?}: 400 increments, {} conflicts retried",
         conflicts.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+fn durable_sweep_removes_only_expired_records(target: Target) {
+    let (host, data) = probe(target);
+    let ns = format!("{}/durable/sweepns", host.url);
+    assert_eq!(
+        post(&format!("{ns}/short?expected=none&ttl_ms=300"), b"a").status,
+        200
+    );
+    assert_eq!(
+        post(&format!("{ns}/long?expected=none&ttl_ms=3600000"), b"b").status,
+        200
+    );
+    assert_eq!(
+        post(&format!("{ns}/forever?expected=none"), b"c").status,
+        200
+    );
+    assert_eq!(
+        post(
+            &format!(
+                "{}/durable/otherns/short?expected=none&ttl_ms=300",
+                host.url
+            ),
+            b"d"
+        )
+        .status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let swept = post(&format!("{ns}?sweep=100"), b"");
+    assert_eq!((swept.status, swept.text().as_str()), (200, "1"));
+    assert_eq!(get(&format!("{ns}/long")).status, 200);
+    assert_eq!(get(&format!("{ns}/forever")).status, 200);
+    assert_eq!(post(&format!("{ns}?sweep=100"), b"").text(), "0");
+    // The expired record is gone from storage, not just hidden.
+    match target {
+        Target::Spin => {
+            let db = rusqlite::Connection::open(data.path().join("sqlite_db.db")).unwrap();
+            let rows: i64 = db
+                .query_row(
+                    "SELECT COUNT(*) FROM portico_durable WHERE ns = 'sweepns'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(rows, 2);
+        }
+        Target::Wasi => {
+            let dir = data.path().join("wasi/durable/sweepns");
+            let files = std::fs::read_dir(dir).unwrap().count();
+            assert_eq!(files, 2);
+        }
+    }
+    // Other namespaces are untouched by a sweep of this one.
+    assert_eq!(
+        post(&format!("{}/durable/otherns?sweep=100", host.url), b"").text(),
+        "1"
     );
 }
 

@@ -40,6 +40,12 @@ const LOAD: &str = "SELECT value, version FROM portico_durable
 
 const REMOVE: &str = "DELETE FROM portico_durable WHERE ns = ?1 AND id = ?2";
 
+const SWEEP: &str = "DELETE FROM portico_durable WHERE rowid IN (
+        SELECT rowid FROM portico_durable
+        WHERE ns = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2
+        LIMIT ?3)
+    RETURNING id";
+
 fn db_error(err: sqlite::Error) -> Error {
     match err {
         sqlite::Error::AccessDenied => Error::AccessDenied,
@@ -145,5 +151,12 @@ impl Guest for Adapter {
         check(&ns, &id)?;
         let params = [Value::Text(ns), Value::Text(id)];
         execute(&open()?, REMOVE, &params).map(|_| ())
+    }
+
+    fn sweep_expired(ns: String, max: u32) -> Result<u32, Error> {
+        names::check_key(&ns).map_err(name_error)?;
+        let params = [Value::Text(ns), int(now_ms()), int(u64::from(max))];
+        let removed = execute(&open()?, SWEEP, &params)?.rows.len();
+        Ok(u32::try_from(removed).unwrap_or(u32::MAX))
     }
 }

@@ -10,12 +10,21 @@ use crate::exports::portico::platform::types::Error;
 use crate::files::{self, Lock};
 use crate::{Adapter, now_ms};
 
-fn record_path(ns: &str, id: &str) -> Result<PathBuf, Error> {
+fn namespace_dir(ns: &str) -> Result<PathBuf, Error> {
     names::check_key(ns).map_err(crate::name_error)?;
-    let dir = PathBuf::from(files::ROOT)
+    Ok(PathBuf::from(files::ROOT)
         .join("durable")
-        .join(names::to_file_name(ns));
-    files::entry_path(&dir, id)
+        .join(names::to_file_name(ns)))
+}
+
+fn record_path(ns: &str, id: &str) -> Result<PathBuf, Error> {
+    files::entry_path(&namespace_dir(ns)?, id)
+}
+
+fn is_expired(path: &std::path::Path, now: u64) -> Result<bool, Error> {
+    Ok(files::read_optional(path)?
+        .and_then(|bytes| record::decode(&bytes).map(|rec| !rec.is_live(now)))
+        .unwrap_or(false))
 }
 
 /// The live record at `path`, if any. A torn or foreign file cannot exist
@@ -77,5 +86,38 @@ impl Guest for Adapter {
         let path = record_path(&ns, &id)?;
         let _lock = Lock::acquire(&path)?;
         files::remove_optional(&path)
+    }
+
+    fn sweep_expired(ns: String, max: u32) -> Result<u32, Error> {
+        let entries = match std::fs::read_dir(namespace_dir(&ns)?) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(crate::io_error("sweep", err)),
+        };
+        let now = now_ms();
+        let mut removed = 0;
+        for entry in entries {
+            if removed >= max {
+                break;
+            }
+            let entry = entry.map_err(|e| crate::io_error("sweep", e))?;
+            // Record files only: lock directories and foreign files are skipped.
+            let is_record = entry.file_type().is_ok_and(|t| t.is_file())
+                && entry
+                    .file_name()
+                    .to_str()
+                    .and_then(names::from_file_name)
+                    .is_some();
+            if !is_record || !is_expired(&entry.path(), now)? {
+                continue;
+            }
+            // Re-check under the lock: a writer may have renewed it meanwhile.
+            let _lock = Lock::acquire(&entry.path())?;
+            if is_expired(&entry.path(), now_ms())? {
+                files::remove_optional(&entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }

@@ -62,6 +62,31 @@ fn decode_tat(value: &[u8]) -> Option<u64> {
     value.try_into().ok().map(u64::from_be_bytes)
 }
 
+/// About one write in this many also reclaims expired state, so storage for
+/// idle keys stays bounded without a separate scheduler.
+const SWEEP_EVERY: u64 = 64;
+/// Records reclaimed per sweep: bounded, so no request pays much for it.
+const SWEEP_BATCH: u32 = 100;
+
+/// Expired state already reads as absent; this only frees its space. The
+/// millisecond clock is the sampler: cheap, and uncorrelated with keys.
+fn sweep_now_and_then(now_ms: u64) {
+    if !now_ms.is_multiple_of(SWEEP_EVERY) {
+        return;
+    }
+    if let Err(err) = durable::sweep_expired(NAMESPACE, SWEEP_BATCH) {
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                    "level": "warn",
+                    "component": "rate-limiter",
+                    "msg": "sweeping expired rate-limit state failed",
+                "error": StorageError::Platform(err).to_string(),
+            })
+        );
+    }
+}
+
 /// Spends `cost` of `policy` for `key` at `now_ms`.
 pub fn spend(key: &str, policy: &Policy, cost: u32, now_ms: u64) -> Result<Decision, StorageError> {
     let id = record_id(policy, key);
@@ -78,7 +103,10 @@ pub fn spend(key: &str, policy: &Policy, cost: u32, now_ms: u64) -> Result<Decis
         match durable::compare_and_swap(NAMESPACE, &id, expected, &new_tat.to_be_bytes(), Some(ttl))
             .map_err(StorageError::Platform)?
         {
-            Outcome::Stored(_) => return Ok(decision),
+            Outcome::Stored(_) => {
+                sweep_now_and_then(now_ms);
+                return Ok(decision);
+            }
             Outcome::Conflict(winner) => current = winner,
         }
     }
