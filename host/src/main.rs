@@ -35,6 +35,15 @@ enum Command {
     Serve(ServeArgs),
     /// Build, then serve (for development: generates missing secrets).
     Up(ServeArgs),
+    /// Manage users in the app's data folder.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+        #[arg(long, value_enum, default_value = "spin", global = true)]
+        target: Target,
+        #[arg(long, default_value = ".portico", global = true)]
+        data: PathBuf,
+    },
     /// Read or write the app's key-value data in its data folder.
     Kv {
         #[command(subcommand)]
@@ -90,6 +99,56 @@ enum KvAction {
         #[arg(default_value = "")]
         prefix: String,
     },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Create or replace user NAME; the password is read from standard input
+    /// (its first line).
+    Add {
+        name: String,
+        /// A role to grant (repeatable), e.g. `--role admin`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// PBKDF2 iterations for the hash.
+        #[arg(long, default_value_t = portico_auth_logic::password::DEFAULT_ITERATIONS)]
+        iterations: u32,
+    },
+}
+
+/// Writes a user record as the auth component would (same record, same hash
+/// format), directly into the KV data.
+fn add_user(store: &KvStore, name: &str, roles: Vec<String>, iterations: u32) -> Result<()> {
+    use portico_auth_logic::password::hash_password;
+    use portico_auth_logic::user::{UserRecord, valid_name, valid_role};
+    if !valid_name(name) {
+        bail!("user names are 1 to 64 of A-Z a-z 0-9 . _ - @");
+    }
+    if let Some(bad) = roles.iter().find(|r| !valid_role(r)) {
+        bail!("role {bad:?}: roles are 1 to 32 of a-z 0-9 -");
+    }
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!(
+            "no password on standard input (e.g. `echo \"$PASSWORD\" | portico users add {name}`)"
+        );
+    }
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
+    let record = UserRecord {
+        name: name.to_string(),
+        password: hash_password(password, &salt, iterations),
+        roles,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    store.set(&UserRecord::key(name), &serde_json::to_vec(&record)?, None)?;
+    eprintln!("user {name:?} saved with roles {:?}", record.roles);
+    Ok(())
 }
 
 fn find_workspace(explicit: Option<PathBuf>) -> Result<PathBuf> {
@@ -218,6 +277,20 @@ fn run(cli: Cli) -> Result<()> {
             let artifacts = build::build(&workspace)?;
             build::print_sizes(&workspace, &artifacts);
             run_serve(serve_options(&workspace, args, true)?)
+        }
+        Command::Users {
+            action,
+            target,
+            data,
+        } => {
+            let store = KvStore::new(target, &resolve(&workspace, &data));
+            match action {
+                UsersAction::Add {
+                    name,
+                    roles,
+                    iterations,
+                } => add_user(&store, &name, roles, iterations),
+            }
         }
         Command::Kv {
             action,

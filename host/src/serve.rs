@@ -137,7 +137,11 @@ fn load_component(engine: &Engine, wasm: &Path, cache_dir: &Path) -> Result<Comp
     engine
         .precompile_compatibility_hash()
         .hash(&mut engine_hash);
-    let key = format!("{:x}-{:016x}", Sha256::digest(&bytes), engine_hash.finish());
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let key = format!("{digest}-{:016x}", engine_hash.finish());
     let cached = cache_dir.join(format!("{key}.cwasm"));
     if cached.exists() {
         // SAFETY: the file was written by `Component::serialize` of this same

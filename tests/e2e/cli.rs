@@ -103,3 +103,49 @@ fn kv_command_round_trips_on_both_targets() {
         assert!(!gone.status.success());
     }
 }
+
+#[test]
+fn users_add_creates_a_user_the_app_can_log_in() {
+    use std::io::Write;
+    for target in [Target::Spin, Target::Wasi] {
+        let data = data_dir("usersadd");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args([
+                "users",
+                "add",
+                "grace",
+                "--role",
+                "admin",
+                "--iterations",
+                "1000",
+            ])
+            .args(["--target", crate::harness::target_name(target)])
+            .arg("--data")
+            .arg(data.path())
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"hopper-1906\n")
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let host = Host::start(&HostConfig::app(target, data.path()));
+        let login = crate::harness::Reply::from(
+            crate::harness::client()
+                .post(&format!("{}/api/login", host.url))
+                .send(r#"{"username":"grace","password":"hopper-1906"}"#)
+                .unwrap(),
+        );
+        assert_eq!(login.status, 200, "{}", login.text());
+        assert_eq!(login.json()["roles"], serde_json::json!(["admin"]));
+    }
+}

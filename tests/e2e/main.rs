@@ -25,6 +25,7 @@ macro_rules! on_both_targets {
 }
 
 mod artifacts;
+mod auth;
 mod cli;
 mod gateway;
 mod platform;

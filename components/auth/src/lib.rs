@@ -2,9 +2,22 @@
 //! store, revocation in durable storage, roles.
 //!
 //! Imports `portico:platform/{kv,durable,config}`; exports
-//! `portico:auth/sessions`. This crate is the contract's placeholder: every
-//! call answers `501 not-implemented` until the auth component is built
-//! (tracked separately), so the composition and routing around it are real.
+//! `portico:auth/sessions`. Token and password rules live in
+//! `portico_auth_logic` (RFC 7519/7515/8725, PBKDF2); this crate adds the
+//! clock, randomness and storage.
+//!
+//! Configuration (Spin variables; environment variables on `wasmtime serve`):
+//! `jwt_secret` (required, >= 32 bytes, or `base64url:...`),
+//! `jwt_previous_secret` (optional, verifies but never signs: key rotation),
+//! `session_lifetime` (seconds, default 86400), `jwt_leeway` (seconds,
+//! default 30), `password_iterations` (PBKDF2, default
+//! `portico_auth_logic::password::DEFAULT_ITERATIONS`), `bootstrap_admin` (`name:password`,
+//! created with role `admin` on its first login when no such user exists).
+
+mod problems;
+mod sessions;
+mod settings;
+mod users;
 
 wit_bindgen::generate!({
     path: ["../../wit/types", "../../wit/platform", "../../wit/auth"],
@@ -19,29 +32,47 @@ struct Auth;
 
 export!(Auth);
 
-fn not_implemented(operation: &str) -> Problem {
-    Problem {
-        status: 501,
-        kind: "not-implemented".into(),
-        title: "Not implemented".into(),
-        detail: format!("portico:auth/sessions.{operation} is not implemented yet"),
-    }
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let bytes = wasip2::random::random::get_random_bytes(N as u64);
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[..N]);
+    out
 }
 
 impl Guest for Auth {
-    fn login(_username: String, _password: String) -> Result<Session, Problem> {
-        Err(not_implemented("login"))
+    fn login(username: String, password: String) -> Result<Session, Problem> {
+        let settings = settings::Settings::load()?;
+        let user = users::authenticate(&settings, &username, &password)?;
+        sessions::issue(&settings, &user)
     }
 
-    fn verify(_token: String) -> Result<Claims, Problem> {
-        Err(not_implemented("verify"))
+    fn verify(token: String) -> Result<Claims, Problem> {
+        sessions::verify(&settings::Settings::load()?, &token)
     }
 
-    fn logout(_token: String) -> Result<(), Problem> {
-        Err(not_implemented("logout"))
+    fn logout(token: String) -> Result<(), Problem> {
+        let settings = settings::Settings::load()?;
+        let claims = sessions::verify(&settings, &token)?;
+        sessions::revoke(&settings, &claims)
     }
 
-    fn profile(_username: String) -> Result<String, Problem> {
-        Err(not_implemented("profile"))
+    fn profile(username: String) -> Result<String, Problem> {
+        users::profile(&username)
+    }
+
+    fn put_user(username: String, password: String, roles: Vec<String>) -> Result<(), Problem> {
+        let settings = settings::Settings::load()?;
+        users::put(&settings, &username, &password, &roles)
+    }
+
+    fn inspect(token: String, at: Option<u64>) -> Result<String, Problem> {
+        sessions::inspect(&settings::Settings::load()?, &token, at)
     }
 }

@@ -2,14 +2,16 @@
 //! and in order.
 
 use crate::http::{Request, Response};
+use crate::middleware::auth::{Auth, Verified};
 use crate::middleware::rate_limit::{Decision, RateLimit};
 use crate::middleware::request_id::RequestId;
 use crate::middleware::{Middleware, Next};
+use crate::portico::auth::sessions;
 use crate::portico::platform::config as variables;
 use crate::portico::ratelimit::limiter;
 use crate::problem::Problem;
 use crate::router::{Pattern, Route, Router};
-use crate::routes::{assets, config, health, session};
+use crate::routes::{admin, assets, config, health, session};
 
 fn routes() -> Router {
     Router::new(vec![
@@ -29,9 +31,29 @@ fn routes() -> Router {
             handler: session::login,
         },
         Route {
+            method: "POST",
+            pattern: Pattern::Exact("/api/logout"),
+            handler: session::logout,
+        },
+        Route {
+            method: "GET",
+            pattern: Pattern::Exact("/api/user"),
+            handler: session::user,
+        },
+        Route {
             method: "GET",
             pattern: Pattern::Prefix("/assets/"),
             handler: assets::get,
+        },
+        Route {
+            method: "PUT",
+            pattern: Pattern::Prefix("/admin/users/"),
+            handler: admin::put_user,
+        },
+        Route {
+            method: "POST",
+            pattern: Pattern::Exact("/admin/tokens/inspect"),
+            handler: admin::inspect_token,
         },
     ])
 }
@@ -44,6 +66,25 @@ fn check_limit(key: &str, path: &str) -> Result<Option<Decision>, Problem> {
         retry_after_seconds: d.retry_after_seconds,
         headers: d.headers,
     }))
+}
+
+fn verify_session(token: &str) -> Result<Verified, Problem> {
+    let claims = sessions::verify(token).map_err(Problem::from)?;
+    Ok(Verified {
+        subject: claims.sub,
+        roles: claims.roles,
+    })
+}
+
+/// Page prefixes that need a session (`protected_prefixes`, comma-separated).
+fn protected_prefixes() -> Vec<String> {
+    setting("protected_prefixes")
+        .unwrap_or_else(|| "/app/".to_string())
+        .split(',')
+        .map(str::trim)
+        .filter(|p| p.starts_with('/'))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A gateway setting; unreadable configuration counts as unset, since every
@@ -71,7 +112,11 @@ pub fn handle(request: Request) -> Response {
         check: check_limit,
         trusted_header: setting("rate_limit_client_header").map(|h| h.trim().to_ascii_lowercase()),
     };
-    let layers: [&dyn Middleware; 2] = [&request_id, &rate_limit];
+    let auth = Auth {
+        verify: verify_session,
+        protected_prefixes: protected_prefixes(),
+    };
+    let layers: [&dyn Middleware; 3] = [&request_id, &rate_limit, &auth];
     let router = routes();
     let endpoint = |request: Request| {
         router

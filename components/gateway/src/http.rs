@@ -3,6 +3,29 @@
 
 use std::collections::BTreeMap;
 
+use crate::problem::Problem;
+
+/// A verified session, as the auth middleware found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub subject: String,
+    pub roles: Vec<String>,
+    /// The token itself, for logout.
+    pub token: String,
+}
+
+/// What the auth middleware concluded about the request's credentials.
+#[derive(Debug, Clone, Default)]
+pub enum Auth {
+    /// No token was presented.
+    #[default]
+    Anonymous,
+    Authenticated(Session),
+    /// A token was presented and refused (`401`), or could not be checked
+    /// at all because the server is misconfigured (`500`).
+    Rejected(Problem),
+}
+
 /// A request as the middleware chain sees it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -15,9 +38,32 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Values middleware hands to later layers (request id, client key, ...).
     pub context: BTreeMap<&'static str, String>,
+    pub auth: Auth,
 }
 
 impl Request {
+    /// The session, or the problem a route that needs one should answer.
+    pub fn session(&self) -> Result<&Session, Problem> {
+        match &self.auth {
+            Auth::Authenticated(session) => Ok(session),
+            Auth::Rejected(problem) => Err(problem.clone()),
+            Auth::Anonymous => Err(Problem::new(
+                401,
+                "unauthenticated",
+                "Authentication required",
+                "this needs a session: log in, or send Authorization: Bearer <token>",
+            )),
+        }
+    }
+
+    /// The path with its query, as the client sent it.
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(query) => format!("{}?{query}", self.path),
+            None => self.path.clone(),
+        }
+    }
+
     /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -10,9 +10,11 @@
 //! Every error leaves as `application/problem+json` ([`problem`]).
 
 pub mod app;
+pub mod cookie;
 pub mod http;
 pub mod middleware;
 pub mod problem;
+pub mod redirect;
 pub mod router;
 pub mod routes;
 mod wasi;

@@ -73,6 +73,7 @@ fn read_request(incoming: &IncomingRequest) -> Result<Request, Problem> {
         headers,
         body,
         context: Default::default(),
+        auth: Default::default(),
     })
 }
 

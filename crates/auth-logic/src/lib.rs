@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod cookie;
 pub mod jwt;
 pub mod password;
-pub mod redirect;
+pub mod secret;
+pub mod user;

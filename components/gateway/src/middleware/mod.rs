@@ -6,6 +6,7 @@
 //! error" rule of the classic `compose(cors, auth, rateLimit, router)` is
 //! enforced by the type system rather than at run time.
 
+pub mod auth;
 pub mod rate_limit;
 pub mod request_id;
 

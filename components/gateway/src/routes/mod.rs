@@ -1,6 +1,7 @@
 //! Route handlers, one module per area; each talks to one business component
 //! through its WIT interface.
 
+pub mod admin;
 pub mod assets;
 pub mod config;
 pub mod health;

@@ -1,0 +1,113 @@
+//! Users in the KV store under `users/<name>`: a PBKDF2 hash, roles, and
+//! when the user was created.
+
+use portico_auth_logic::password::{dummy_verify, hash_password, verify_password};
+use portico_auth_logic::user::{UserRecord as User, valid_name, valid_role};
+
+use crate::portico::platform::kv;
+use crate::portico::types::http::Problem;
+use crate::problems::{bad_request, invalid_credentials, misconfigured, problem, storage};
+use crate::settings::Settings;
+
+/// Passwords longer than this are refused before hashing: PBKDF2 cost grows
+/// with the input and nobody types a kilobyte.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+fn check_name(name: &str) -> Result<(), Problem> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(bad_request("user names are 1 to 64 of A-Z a-z 0-9 . _ - @"))
+    }
+}
+
+fn check_roles(roles: &[String]) -> Result<(), Problem> {
+    if roles.iter().all(|r| valid_role(r)) {
+        Ok(())
+    } else {
+        Err(bad_request("roles are 1 to 32 of a-z 0-9 -"))
+    }
+}
+
+fn load(name: &str) -> Result<Option<User>, Problem> {
+    let Some(bytes) = kv::get(&User::key(name)).map_err(storage)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|err| misconfigured(format!("stored user {name:?} is unreadable: {err}")))
+}
+
+fn store(user: &User) -> Result<(), Problem> {
+    let bytes = serde_json::to_vec(user).map_err(|err| misconfigured(err.to_string()))?;
+    kv::set(&User::key(&user.name), &bytes, None).map_err(storage)
+}
+
+/// Creates or replaces a user.
+pub fn put(
+    settings: &Settings,
+    name: &str,
+    password: &str,
+    roles: &[String],
+) -> Result<(), Problem> {
+    check_name(name)?;
+    check_roles(roles)?;
+    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+        return Err(bad_request(format!(
+            "passwords are 1 to {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    let salt = crate::random_bytes::<16>();
+    store(&User {
+        name: name.to_string(),
+        password: hash_password(password, &salt, settings.iterations),
+        roles: roles.to_vec(),
+        created: crate::now_secs(),
+    })
+}
+
+/// The user whose credentials these are. Unknown users cost a dummy hash of
+/// the same work, so the answer's timing does not reveal which names exist.
+pub fn authenticate(settings: &Settings, name: &str, password: &str) -> Result<User, Problem> {
+    if check_name(name).is_err() || password.len() > MAX_PASSWORD_BYTES {
+        dummy_verify(password, settings.iterations);
+        return Err(invalid_credentials());
+    }
+    let mut user = load(name)?;
+    if user.is_none()
+        && let Some((admin, admin_password)) = &settings.bootstrap_admin
+        && admin == name
+    {
+        put(settings, admin, admin_password, &["admin".to_string()])?;
+        user = load(name)?;
+    }
+    let Some(user) = user else {
+        dummy_verify(password, settings.iterations);
+        return Err(invalid_credentials());
+    };
+    match verify_password(password, &user.password) {
+        Ok(true) => Ok(user),
+        Ok(false) => Err(invalid_credentials()),
+        Err(err) => Err(misconfigured(format!(
+            "stored hash of {name:?} is unusable: {err}"
+        ))),
+    }
+}
+
+/// The public part of a user record.
+pub fn profile(name: &str) -> Result<String, Problem> {
+    let user = load(name)?.ok_or_else(|| {
+        problem(
+            404,
+            "not-found",
+            "No such user",
+            format!("no user {name:?}"),
+        )
+    })?;
+    Ok(serde_json::json!({
+        "name": user.name,
+        "roles": user.roles,
+        "created": user.created,
+    })
+    .to_string())
+}
