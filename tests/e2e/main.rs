@@ -27,6 +27,7 @@ macro_rules! on_both_targets {
 mod artifacts;
 mod auth;
 mod cli;
+mod flags;
 mod gateway;
 mod platform;
 mod ratelimit;

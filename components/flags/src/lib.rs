@@ -1,13 +1,19 @@
-//! `portico:flags`: feature flags stored in the KV store under `flags/`.
+//! `portico:flags`: feature flags in the KV store, evaluated with OpenFeature
+//! semantics and answered in OFREP's shapes.
 //!
-//! Imports `portico:platform/kv` and `portico:platform/config`; exports
-//! `portico:flags/flags`. Composed with a platform adapter it is usable by any
-//! Spin or WASI component that imports `portico:flags/flags`.
+//! Imports `portico:platform/{kv,durable,config}`; exports
+//! `portico:flags/evaluator`. Definitions are flagd's flag-definition JSON,
+//! validated on every write by `portico_flags_logic` (which also evaluates
+//! JSONLogic targeting with flagd's `fractional`, `sem_ver`, `starts_with`
+//! and `ends_with`): an A/B bucket is MurmurHash3 of flag key + targeting
+//! key, so the same user lands in the same variant everywhere, flagd included,
+//! without writing anything.
 //!
-//! The flag set is one document (flagd's flag-definition JSON) under the key
-//! [`DEFINITIONS_KEY`], so replacing the set is a single atomic write.
+//! The set is one document under [`store::DEFINITIONS_KEY`], so replacing it
+//! is one atomic write; single-flag writes are serialised by a short durable
+//! lease so concurrent admins never lose each other's changes.
 
-mod definitions;
+mod store;
 
 wit_bindgen::generate!({
     path: ["../../wit/types", "../../wit/platform", "../../wit/flags"],
@@ -15,39 +21,62 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::portico::flags::evaluator::Guest;
+use exports::portico::flags::evaluator::{Guest, Reply};
 use portico::types::http::Problem;
-
-/// Where the flag set lives in the KV store.
-pub const DEFINITIONS_KEY: &str = "flags/definitions";
+use portico_flags_logic::evaluate::{evaluate, evaluate_all};
+use portico_flags_logic::ofrep;
 
 struct Flags;
 
 export!(Flags);
 
-impl Guest for Flags {
-    fn definitions() -> Result<String, Problem> {
-        let stored = portico::platform::kv::get(DEFINITIONS_KEY).map_err(storage_problem)?;
-        definitions::normalise(stored.as_deref()).map_err(|detail| Problem {
-            status: 500,
-            kind: "corrupt-flag-set".into(),
-            title: "Stored flag definitions are unreadable".into(),
-            detail,
-        })
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn reply(response: ofrep::OfrepResponse, etag: Option<String>) -> Reply {
+    Reply {
+        status: response.status,
+        body: response.body.to_string(),
+        etag,
     }
 }
 
-fn storage_problem(err: portico::platform::types::Error) -> Problem {
-    use portico::platform::types::Error;
-    let detail = match err {
-        Error::AccessDenied => "access to the key-value store was denied".to_string(),
-        Error::TooLarge => "value too large for the key-value store".to_string(),
-        Error::Unavailable(reason) | Error::Other(reason) => reason,
-    };
-    Problem {
-        status: 503,
-        kind: "storage-unavailable".into(),
-        title: "Flag storage is unavailable".into(),
-        detail,
+impl Guest for Flags {
+    fn definitions() -> Result<String, Problem> {
+        Ok(store::load()?.to_value().to_string())
+    }
+
+    fn replace(document: String) -> Result<(), Problem> {
+        store::replace(&document)
+    }
+
+    fn put_flag(key: String, definition: Option<String>) -> Result<(), Problem> {
+        store::put_flag(&key, definition.as_deref())
+    }
+
+    fn evaluate(key: String, request: String) -> Result<Reply, Problem> {
+        let context = match ofrep::parse_request(request.as_bytes()) {
+            Ok(context) => context,
+            Err(err) => return Ok(reply(ofrep::request_error_response(&err, Some(&key)), None)),
+        };
+        let set = store::load()?;
+        let resolution = evaluate(&set, &key, &context, now_secs());
+        Ok(reply(ofrep::single_response(&resolution), None))
+    }
+
+    fn evaluate_all(request: String) -> Result<Reply, Problem> {
+        let context = match ofrep::parse_request(request.as_bytes()) {
+            Ok(context) => context,
+            Err(err) => return Ok(reply(ofrep::request_error_response(&err, None), None)),
+        };
+        let set = store::load()?;
+        let resolutions = evaluate_all(&set, &context, now_secs());
+        let response = ofrep::bulk_response(&resolutions, Some(&set.metadata));
+        let etag = ofrep::etag_for(&response.body);
+        Ok(reply(response, Some(etag)))
     }
 }

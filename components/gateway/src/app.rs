@@ -11,7 +11,7 @@ use crate::portico::platform::config as variables;
 use crate::portico::ratelimit::limiter;
 use crate::problem::Problem;
 use crate::router::{Pattern, Route, Router};
-use crate::routes::{admin, assets, config, health, session};
+use crate::routes::{admin, assets, config, flags, health, session};
 
 fn routes() -> Router {
     Router::new(vec![
@@ -44,6 +44,36 @@ fn routes() -> Router {
             method: "GET",
             pattern: Pattern::Prefix("/assets/"),
             handler: assets::get,
+        },
+        Route {
+            method: "GET",
+            pattern: Pattern::Prefix("/api/ab/"),
+            handler: flags::ab_variant,
+        },
+        Route {
+            method: "POST",
+            pattern: Pattern::Exact("/ofrep/v1/evaluate/flags"),
+            handler: flags::evaluate_all,
+        },
+        Route {
+            method: "POST",
+            pattern: Pattern::Prefix("/ofrep/v1/evaluate/flags/"),
+            handler: flags::evaluate_one,
+        },
+        Route {
+            method: "GET",
+            pattern: Pattern::Exact("/admin/flags"),
+            handler: flags::admin_get,
+        },
+        Route {
+            method: "PUT",
+            pattern: Pattern::Exact("/admin/flags"),
+            handler: flags::admin_put,
+        },
+        Route {
+            method: "PATCH",
+            pattern: Pattern::Prefix("/admin/flags/"),
+            handler: flags::admin_patch,
         },
         Route {
             method: "PUT",
@@ -96,7 +126,8 @@ fn setting(name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-fn random_id() -> String {
+/// 128 random bits as 32 hex digits (request ids, anonymous ids).
+pub fn random_id() -> String {
     let high = wasip2::random::random::get_random_u64();
     let low = wasip2::random::random::get_random_u64();
     format!("{high:016x}{low:016x}")

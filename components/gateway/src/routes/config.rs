@@ -1,10 +1,70 @@
-//! `GET /api/config`: the client configuration, read through `portico:flags`.
+//! `GET /api/config`: every flag evaluated for the caller, through
+//! `portico:flags/evaluator`. The caller is the session subject, or else a
+//! stable anonymous id kept in the `pid` cookie (set on first visit), so A/B
+//! assignments stick across visits without any storage write.
 
-use crate::http::{Request, Response};
+use serde_json::{Map, Value, json};
+
+use crate::cookie::find_cookie;
+use crate::http::{Auth, Request, Response};
 use crate::portico::flags::evaluator as flags;
 use crate::problem::Problem;
 
-pub fn get(_request: &Request) -> Result<Response, Problem> {
-    let definitions = flags::definitions().map_err(Problem::from)?;
-    Ok(Response::json(200, definitions).with_header("cache-control", "no-store"))
+const ANONYMOUS_COOKIE: &str = "pid";
+const ANONYMOUS_MAX_AGE: u64 = 365 * 24 * 3600;
+
+/// The targeting key of the caller, and the cookie to set if it is new.
+pub fn targeting_key(request: &Request) -> (String, Option<String>) {
+    if let Auth::Authenticated(session) = &request.auth {
+        return (session.subject.clone(), None);
+    }
+    let existing = request
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "cookie")
+        .find_map(|(_, value)| find_cookie(value, ANONYMOUS_COOKIE))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    match existing {
+        Some(id) => (format!("anon-{id}"), None),
+        None => {
+            let id = crate::app::random_id();
+            let cookie = format!(
+                "{ANONYMOUS_COOKIE}={id}; Path=/; Max-Age={ANONYMOUS_MAX_AGE}; SameSite=Lax; HttpOnly; Secure"
+            );
+            (format!("anon-{id}"), Some(cookie))
+        }
+    }
+}
+
+pub fn get(request: &Request) -> Result<Response, Problem> {
+    let (key, new_cookie) = targeting_key(request);
+    let ofrep_request = json!({ "context": { "targetingKey": key } }).to_string();
+    let reply = flags::evaluate_all(&ofrep_request).map_err(Problem::from)?;
+    let bulk: Value = serde_json::from_str(&reply.body).map_err(|err| {
+        Problem::new(
+            500,
+            "invalid-evaluation",
+            "Invalid evaluation",
+            err.to_string(),
+        )
+    })?;
+    let mut evaluated = Map::new();
+    for flag in bulk["flags"].as_array().into_iter().flatten() {
+        let Some(name) = flag["key"].as_str() else {
+            continue;
+        };
+        let mut entry = flag.clone();
+        if let Value::Object(members) = &mut entry {
+            members.remove("key");
+        }
+        evaluated.insert(name.to_string(), entry);
+    }
+    let body = json!({ "targetingKey": key, "flags": evaluated });
+    let mut response = Response::json(200, body.to_string())
+        .with_header("cache-control", "private, no-store")
+        .with_header("vary", "cookie, authorization");
+    if let Some(cookie) = new_cookie {
+        response = response.with_header("set-cookie", &cookie);
+    }
+    Ok(response)
 }

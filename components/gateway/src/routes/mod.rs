@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod assets;
 pub mod config;
+pub mod flags;
 pub mod health;
 pub mod session;

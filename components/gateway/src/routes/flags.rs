@@ -1,0 +1,115 @@
+//! OFREP (OpenFeature Remote Evaluation Protocol) endpoints, the A/B lookup,
+//! and flag administration, answered by `portico:flags/evaluator`.
+
+use serde_json::{Value, json};
+
+use crate::http::{Request, Response};
+use crate::portico::flags::evaluator::{self as flags, Reply};
+use crate::problem::Problem;
+use crate::routes::config::targeting_key;
+
+const OFREP_SINGLE: &str = "/ofrep/v1/evaluate/flags/";
+
+fn ofrep_response(reply: Reply) -> Response {
+    let mut response =
+        Response::json(reply.status, reply.body).with_header("cache-control", "no-store");
+    if let Some(etag) = reply.etag {
+        response = response.with_header("etag", &etag);
+    }
+    response
+}
+
+fn body_text(request: &Request) -> Result<String, Problem> {
+    String::from_utf8(request.body.clone()).map_err(|_| Problem::bad_request("body is not UTF-8"))
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`.
+pub fn evaluate_one(request: &Request) -> Result<Response, Problem> {
+    let key = &request.path[OFREP_SINGLE.len()..];
+    if key.is_empty() {
+        return Err(Problem::bad_request("no flag key in the path"));
+    }
+    let reply = flags::evaluate(key, &body_text(request)?).map_err(Problem::from)?;
+    Ok(ofrep_response(reply))
+}
+
+/// `POST /ofrep/v1/evaluate/flags`: every flag; `304` when `If-None-Match`
+/// names the current answer's entity tag.
+pub fn evaluate_all(request: &Request) -> Result<Response, Problem> {
+    let reply = flags::evaluate_all(&body_text(request)?).map_err(Problem::from)?;
+    let unchanged = match (&reply.etag, request.header("if-none-match")) {
+        (Some(etag), Some(header)) => header.split(',').any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag.trim_start_matches("W/") == etag
+        }),
+        _ => false,
+    };
+    if unchanged && reply.status == 200 {
+        let etag = reply.etag.unwrap_or_default();
+        return Ok(Response::new(304).with_header("etag", &etag));
+    }
+    Ok(ofrep_response(reply))
+}
+
+/// `GET /api/ab/{experiment}`: the caller's variant of the flag `experiment`.
+pub fn ab_variant(request: &Request) -> Result<Response, Problem> {
+    let experiment = request.path.trim_start_matches("/api/ab/");
+    let (key, new_cookie) = targeting_key(request);
+    let ofrep_request = json!({ "context": { "targetingKey": key } }).to_string();
+    let reply = flags::evaluate(experiment, &ofrep_request).map_err(Problem::from)?;
+    if reply.status != 200 {
+        let detail: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+        let status = if reply.status == 404 { 404 } else { 400 };
+        return Err(Problem::new(
+            status,
+            "experiment-unavailable",
+            "No variant for this experiment",
+            format!(
+                "{experiment}: {}",
+                detail["errorDetails"]
+                    .as_str()
+                    .unwrap_or("evaluation failed")
+            ),
+        ));
+    }
+    let result: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+    let body = json!({
+        "experiment": experiment,
+        "targetingKey": key,
+        "variant": result["variant"],
+        "value": result["value"],
+        "reason": result["reason"],
+    });
+    let mut response = Response::json(200, body.to_string())
+        .with_header("cache-control", "private, no-store")
+        .with_header("vary", "cookie, authorization");
+    if let Some(cookie) = new_cookie {
+        response = response.with_header("set-cookie", &cookie);
+    }
+    Ok(response)
+}
+
+/// `GET /admin/flags`: the stored set.
+pub fn admin_get(_request: &Request) -> Result<Response, Problem> {
+    let document = flags::definitions().map_err(Problem::from)?;
+    Ok(Response::json(200, document).with_header("cache-control", "no-store"))
+}
+
+/// `PUT /admin/flags`: replace the whole set (validated).
+pub fn admin_put(request: &Request) -> Result<Response, Problem> {
+    flags::replace(&body_text(request)?).map_err(Problem::from)?;
+    Ok(Response::new(204))
+}
+
+/// `PATCH /admin/flags/{key}`: replace one flag's definition; a JSON `null`
+/// body removes the flag.
+pub fn admin_patch(request: &Request) -> Result<Response, Problem> {
+    let key = request.path.trim_start_matches("/admin/flags/");
+    let text = body_text(request)?;
+    let definition = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Null) => None,
+        _ => Some(text.as_str()),
+    };
+    flags::put_flag(key, definition).map_err(Problem::from)?;
+    Ok(Response::new(204))
+}

@@ -1,0 +1,563 @@
+//! Feature flags through the composed app: admin writes with validation,
+//! OFREP single and bulk evaluation (every variant type, each custom
+//! operator, shared evaluators, disabled and missing flags, ETag/304),
+//! `/api/config` for a caller, deterministic A/B bucketing checked against an
+//! independent MurmurHash3, and concurrent admin writes.
+
+use std::collections::BTreeMap;
+
+use portico::serve::Target;
+use serde_json::{Value, json};
+
+use crate::harness::{Host, HostConfig, Reply, client, data_dir, get, workspace};
+
+const ADMIN: &str = "root";
+const ADMIN_PASSWORD: &str = "root-password-1";
+
+struct App {
+    host: Host,
+    admin: String,
+    _data: tempfile::TempDir,
+}
+
+fn start(target: Target) -> App {
+    let data = data_dir("flags");
+    let mut config = HostConfig::app(target, data.path());
+    config.vars.push((
+        "bootstrap_admin".into(),
+        format!("{ADMIN}:{ADMIN_PASSWORD}"),
+    ));
+    config
+        .vars
+        .push(("password_iterations".into(), "1000".into()));
+    config
+        .vars
+        .push(("rate_limit_policies".into(), "default=1000000/1s".into()));
+    let host = Host::start(&config);
+    let login = Reply::from(
+        client()
+            .post(&format!("{}/api/login", host.url))
+            .send(json!({"username": ADMIN, "password": ADMIN_PASSWORD}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(login.status, 200, "{}", login.text());
+    let admin = login.json()["jti"].as_str().map(|_| {
+        let cookie = login.header("set-cookie").unwrap();
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("session=")
+            .to_string()
+    });
+    App {
+        host,
+        admin: admin.unwrap(),
+        _data: data,
+    }
+}
+
+impl App {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.host.url)
+    }
+
+    fn admin_send(&self, method: &str, path: &str, body: &str) -> Reply {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("authorization", format!("Bearer {}", self.admin))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .unwrap();
+        Reply::from(client().run(request).unwrap())
+    }
+
+    fn ofrep(&self, key: &str, context: Value) -> Reply {
+        Reply::from(
+            client()
+                .post(&self.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
+                .send(json!({"context": context}).to_string())
+                .unwrap(),
+        )
+    }
+}
+
+fn fixture() -> String {
+    std::fs::read_to_string(workspace().join("crates/flags-logic/tests/fixtures/flags.json"))
+        .unwrap()
+}
+
+on_both_targets!(definitions_are_validated_stored_and_evaluated_over_ofrep);
+
+fn definitions_are_validated_stored_and_evaluated_over_ofrep(target: Target) {
+    let app = start(target);
+    assert_eq!(
+        app.admin_send("PUT", "/admin/flags", &fixture()).status,
+        204
+    );
+    let stored = app.admin_send("GET", "/admin/flags", "").json();
+    assert_eq!(stored["flags"]["bool-static"]["defaultVariant"], "on");
+
+    // (flag, context, value, variant, reason)
+    let cases = [
+        (
+            "bool-static",
+            json!({"targetingKey": "u1"}),
+            json!(true),
+            "on",
+            "STATIC",
+        ),
+        (
+            "string-static",
+            json!({"targetingKey": "u1"}),
+            json!("#00f"),
+            "blue",
+            "STATIC",
+        ),
+        ("int-static", json!({}), json!(10), "ten", "STATIC"),
+        ("float-static", json!({}), json!(0.5), "half", "STATIC"),
+        (
+            "object-static",
+            json!({}),
+            json!({"limit": 5, "tags": ["x"]}),
+            "small",
+            "STATIC",
+        ),
+        (
+            "bool-targeted",
+            json!({"tier": "gold"}),
+            json!(true),
+            "true",
+            "TARGETING_MATCH",
+        ),
+        (
+            "bool-targeted",
+            json!({"tier": "silver"}),
+            json!(false),
+            "false",
+            "TARGETING_MATCH",
+        ),
+        (
+            "starts-with",
+            json!({"ip": "10.1.2.3"}),
+            json!("internal"),
+            "internal",
+            "TARGETING_MATCH",
+        ),
+        (
+            "starts-with",
+            json!({"ip": "192.0.2.1"}),
+            json!("external"),
+            "external",
+            "DEFAULT",
+        ),
+        (
+            "ends-with",
+            json!({"email": "ada@example.com"}),
+            json!(1),
+            "staff",
+            "TARGETING_MATCH",
+        ),
+        (
+            "ends-with",
+            json!({"email": "ada@example.org"}),
+            json!(0),
+            "public",
+            "TARGETING_MATCH",
+        ),
+        (
+            "semver",
+            json!({"appVersion": "2.3.0"}),
+            json!("new"),
+            "new",
+            "TARGETING_MATCH",
+        ),
+        (
+            "semver",
+            json!({"appVersion": "v2.0.7"}),
+            json!("patch"),
+            "patch",
+            "TARGETING_MATCH",
+        ),
+        (
+            "semver",
+            json!({"appVersion": "1.9.0"}),
+            json!("old"),
+            "old",
+            "DEFAULT",
+        ),
+        (
+            "ref-flag",
+            json!({"email": "x@example.com", "appVersion": "3.2.0"}),
+            json!(true),
+            "on",
+            "TARGETING_MATCH",
+        ),
+        (
+            "ref-flag",
+            json!({"email": "x@example.com", "appVersion": "4.0.0"}),
+            json!(false),
+            "off",
+            "DEFAULT",
+        ),
+        (
+            "timestamp-flag",
+            json!({}),
+            json!("after"),
+            "after",
+            "TARGETING_MATCH",
+        ),
+        (
+            "flagkey-flag",
+            json!({}),
+            json!("yes"),
+            "yes",
+            "TARGETING_MATCH",
+        ),
+    ];
+    for (flag, context, value, variant, reason) in cases {
+        let reply = app.ofrep(flag, context.clone());
+        assert_eq!(reply.status, 200, "{flag} {context}: {}", reply.text());
+        let body = reply.json();
+        assert_eq!(body["key"], flag);
+        assert_eq!(body["value"], value, "{flag} {context}: {body}");
+        assert_eq!(body["variant"], variant, "{flag} {context}: {body}");
+        assert_eq!(body["reason"], reason, "{flag} {context}: {body}");
+    }
+    let metadata = app.ofrep("string-static", json!({})).json();
+    assert_eq!(metadata["metadata"]["owner"], "web");
+
+    let disabled = app.ofrep("disabled-flag", json!({}));
+    assert_eq!(disabled.status, 200);
+    assert_eq!(disabled.json()["reason"], "DISABLED");
+    assert!(disabled.json().get("value").is_none());
+
+    let missing = app.ofrep("no-such-flag", json!({}));
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["errorCode"], "FLAG_NOT_FOUND");
+
+    let bad_context = Reply::from(
+        client()
+            .post(&app.url("/ofrep/v1/evaluate/flags/bool-static"))
+            .send(r#"{"context": [1]}"#)
+            .unwrap(),
+    );
+    assert_eq!(bad_context.status, 400);
+    assert_eq!(bad_context.json()["errorCode"], "INVALID_CONTEXT");
+    let not_json = Reply::from(
+        client()
+            .post(&app.url("/ofrep/v1/evaluate/flags/bool-static"))
+            .send("{")
+            .unwrap(),
+    );
+    assert_eq!(
+        (not_json.status, not_json.json()["errorCode"].as_str()),
+        (400, Some("PARSE_ERROR"))
+    );
+
+    // Bulk, with an entity tag that turns a repeat into 304.
+    let bulk_url = app.url("/ofrep/v1/evaluate/flags");
+    let bulk = Reply::from(
+        client()
+            .post(&bulk_url)
+            .send(r#"{"context":{"targetingKey":"u1"}}"#)
+            .unwrap(),
+    );
+    assert_eq!(bulk.status, 200);
+    let flags = bulk.json()["flags"].as_array().unwrap().len();
+    assert_eq!(flags, stored["flags"].as_object().unwrap().len());
+    let etag = bulk.header("etag").unwrap().to_string();
+    let again = Reply::from(
+        client()
+            .post(&bulk_url)
+            .header("if-none-match", &etag)
+            .send(r#"{"context":{"targetingKey":"u1"}}"#)
+            .unwrap(),
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let other = Reply::from(
+        client()
+            .post(&bulk_url)
+            .header("if-none-match", &etag)
+            .send(r#"{"context":{"targetingKey":"u1","tier":"gold"}}"#)
+            .unwrap(),
+    );
+    assert_eq!(other.status, 200, "a different answer has a different tag");
+
+    // Invalid definitions are refused, pointing at the flag and field, and
+    // the previous set stays in force.
+    let mut broken: Value = serde_json::from_str(&fixture()).unwrap();
+    broken["flags"]["bool-static"]["defaultVariant"] = json!("maybe");
+    let refused = app.admin_send("PUT", "/admin/flags", &broken.to_string());
+    let body = refused.assert_problem(400, "invalid-flag-definitions");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("bool-static") && detail.contains("defaultVariant"),
+        "{detail}"
+    );
+    for bad in [
+        "not json",
+        "[]",
+        r#"{"flags":{"x":{"state":"ON","variants":{"a":1},"defaultVariant":"a"}}}"#,
+    ] {
+        app.admin_send("PUT", "/admin/flags", bad)
+            .assert_problem(400, "invalid-flag-definitions");
+    }
+    let mixed_types =
+        json!({"state": "ENABLED", "variants": {"a": 1, "b": "two"}, "defaultVariant": "a"});
+    app.admin_send("PATCH", "/admin/flags/mixed", &mixed_types.to_string())
+        .assert_problem(400, "invalid-flag-definitions");
+    assert_eq!(
+        app.ofrep("bool-static", json!({})).json()["value"],
+        json!(true)
+    );
+
+    // One flag can be changed or removed on its own.
+    let off = json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"});
+    assert_eq!(
+        app.admin_send("PATCH", "/admin/flags/bool-static", &off.to_string())
+            .status,
+        204
+    );
+    assert_eq!(
+        app.ofrep("bool-static", json!({})).json()["value"],
+        json!(false)
+    );
+    assert_eq!(
+        app.admin_send("PATCH", "/admin/flags/bool-static", "null")
+            .status,
+        204
+    );
+    assert_eq!(app.ofrep("bool-static", json!({})).status, 404);
+
+    // Flag administration is for admins only.
+    let anonymous = Reply::from(
+        client()
+            .put(&app.url("/admin/flags"))
+            .send(fixture())
+            .unwrap(),
+    );
+    anonymous.assert_problem(401, "unauthenticated");
+}
+
+/// MurmurHash3 x86 32-bit, written here from the reference algorithm,
+/// independent of the implementation under test.
+fn murmur3(data: &[u8], seed: u32) -> u32 {
+    let (c1, c2) = (0xcc9e_2d51u32, 0x1b87_3593u32);
+    let mut h = seed;
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(c1).rotate_left(15).wrapping_mul(c2);
+        h ^= k;
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    }
+    let mut k = 0u32;
+    for (i, byte) in tail.iter().enumerate() {
+        k |= u32::from(*byte) << (8 * i);
+    }
+    if !tail.is_empty() {
+        h ^= k.wrapping_mul(c1).rotate_left(15).wrapping_mul(c2);
+    }
+    h ^= data.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// flagd's rule: bucket = (hash * total) >> 32 against cumulative weights.
+fn expected_variant(bucketing: &str, weights: &[(&'static str, u64)]) -> &'static str {
+    let total: u64 = weights.iter().map(|(_, w)| w).sum();
+    let bucket = (u64::from(murmur3(bucketing.as_bytes(), 0)) * total) >> 32;
+    let mut cumulative = 0;
+    for (name, weight) in weights {
+        cumulative += weight;
+        if bucket < cumulative {
+            return name;
+        }
+    }
+    unreachable!("bucket {bucket} beyond total {total}")
+}
+
+#[test]
+fn fractional_assignment_is_deterministic_and_matches_the_weights() {
+    let app = start(Target::Spin);
+    let definitions = json!({"flags": {
+        "checkout": {
+            "state": "ENABLED",
+            "variants": {"red": "red", "green": "green", "blue": "blue"},
+            "defaultVariant": "red",
+            "targeting": {"fractional": [["red", 10], ["green", 20], ["blue", 70]]}
+        },
+        "edges": {
+            "state": "ENABLED",
+            "variants": {"lower": "lower", "upper": "upper"},
+            "defaultVariant": "lower",
+            "targeting": {"fractional": [{"var": "targetingKey"}, ["lower", 50], ["upper", 50]]}
+        }
+    }});
+    assert_eq!(
+        app.admin_send("PUT", "/admin/flags", &definitions.to_string())
+            .status,
+        204
+    );
+
+    // Keys whose MurmurHash3 is exactly a bucket boundary (flagd-testbed).
+    for (key, hash) in [
+        ("ejOoVL", 0u32),
+        ("SI7p-", 0x7fff_ffff),
+        ("6LvT0", 0x8000_0000),
+        ("ceQdGm", 0xffff_ffff),
+    ] {
+        assert_eq!(murmur3(key.as_bytes(), 0), hash, "{key}");
+        let want = expected_variant(key, &[("lower", 50), ("upper", 50)]);
+        let got = app.ofrep("edges", json!({"targetingKey": key})).json();
+        assert_eq!(got["variant"], want, "{key}");
+        assert_eq!(got["reason"], "SPLIT");
+    }
+
+    let weights = [("red", 10), ("green", 20), ("blue", 70)];
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    let agent = client();
+    let url = app.url("/ofrep/v1/evaluate/flags/checkout");
+    for i in 0..10_000 {
+        let user = format!("user-{i}");
+        let reply = Reply::from(
+            agent
+                .post(&url)
+                .send(json!({"context": {"targetingKey": user}}).to_string())
+                .unwrap(),
+        );
+        let variant = reply.json()["variant"].as_str().unwrap().to_string();
+        // Bucketing is on flag key + targeting key.
+        assert_eq!(
+            variant,
+            expected_variant(&format!("checkout{user}"), &weights),
+            "{user}"
+        );
+        *counts.entry(variant).or_default() += 1;
+    }
+    for (name, weight) in weights {
+        let share = f64::from(counts[name]) / 10_000.0;
+        assert!(
+            (share - weight as f64 / 100.0).abs() < 0.02,
+            "{name}: {share} vs {weight}%"
+        );
+    }
+    // The same key always lands in the same bucket.
+    let first = app
+        .ofrep("checkout", json!({"targetingKey": "user-42"}))
+        .json()["variant"]
+        .clone();
+    for _ in 0..5 {
+        assert_eq!(
+            app.ofrep("checkout", json!({"targetingKey": "user-42"}))
+                .json()["variant"],
+            first
+        );
+    }
+}
+
+#[test]
+fn api_config_and_ab_evaluate_for_the_caller() {
+    let app = start(Target::Wasi);
+    let definitions = json!({"flags": {
+        "new-checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+            "targeting": {"if": [{"==": [{"var": "targetingKey"}, ADMIN]}, "on", null]}},
+        "banner": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "a",
+            "targeting": {"fractional": [["a", 50], ["b", 50]]}}
+    }});
+    assert_eq!(
+        app.admin_send("PUT", "/admin/flags", &definitions.to_string())
+            .status,
+        204
+    );
+
+    // Anonymous: a stable id cookie is handed out and used as targeting key.
+    let first = get(&app.url("/api/config"));
+    assert_eq!(first.status, 200, "{}", first.text());
+    let cookie = first.header("set-cookie").unwrap().to_string();
+    assert!(
+        cookie.starts_with("pid=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let pid = cookie.split(';').next().unwrap().to_string();
+    let body = first.json();
+    assert_eq!(body["flags"]["new-checkout"]["value"], json!(false));
+    let key = body["targetingKey"].as_str().unwrap().to_string();
+    let again = Reply::from(
+        client()
+            .get(&app.url("/api/config"))
+            .header("cookie", &pid)
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(again.json()["targetingKey"], key.as_str());
+    assert!(again.header("set-cookie").is_none());
+    let ab = Reply::from(
+        client()
+            .get(&app.url("/api/ab/banner"))
+            .header("cookie", &pid)
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(ab.status, 200);
+    let want = expected_variant(&format!("banner{key}"), &[("a", 50), ("b", 50)]);
+    assert_eq!(ab.json()["variant"], want);
+    assert_eq!(ab.json()["value"], want.to_uppercase());
+
+    // With a session the subject is the targeting key.
+    let mine = Reply::from(
+        client()
+            .get(&app.url("/api/config"))
+            .header("authorization", format!("Bearer {}", app.admin))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(mine.json()["targetingKey"], ADMIN);
+    assert_eq!(mine.json()["flags"]["new-checkout"]["value"], json!(true));
+    assert!(mine.header("vary").unwrap().contains("cookie"));
+
+    get(&app.url("/api/ab/no-such-experiment")).assert_problem(404, "experiment-unavailable");
+}
+
+#[test]
+fn concurrent_admin_writes_lose_nothing() {
+    let app = start(Target::Wasi);
+    assert_eq!(
+        app.admin_send("PUT", "/admin/flags", r#"{"flags":{}}"#)
+            .status,
+        204
+    );
+    std::thread::scope(|scope| {
+        for i in 0..12 {
+            let app = &app;
+            scope.spawn(move || {
+                let flag = json!({"state": "ENABLED", "variants": {"v": i}, "defaultVariant": "v"});
+                loop {
+                    let reply =
+                        app.admin_send("PATCH", &format!("/admin/flags/f{i}"), &flag.to_string());
+                    match reply.status {
+                        204 => break,
+                        409 => std::thread::sleep(std::time::Duration::from_millis(20)),
+                        other => panic!("unexpected {other}: {}", reply.text()),
+                    }
+                }
+            });
+        }
+    });
+    let stored = app.admin_send("GET", "/admin/flags", "").json();
+    let keys: Vec<&String> = stored["flags"].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 12, "{keys:?}");
+    for i in 0..12 {
+        assert_eq!(
+            app.ofrep(&format!("f{i}"), json!({})).json()["value"],
+            json!(i)
+        );
+    }
+}
