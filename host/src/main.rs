@@ -35,6 +35,17 @@ enum Command {
     Serve(ServeArgs),
     /// Build, then serve (for development: generates missing secrets).
     Up(ServeArgs),
+    /// Read and change the flag set of a running server (admin).
+    Flags {
+        #[command(subcommand)]
+        action: FlagsAction,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000", global = true)]
+        url: String,
+        /// An admin session token (from `POST /api/login`); or set PORTICO_TOKEN.
+        #[arg(long, env = "PORTICO_TOKEN", global = true, hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Manage users in the app's data folder.
     Users {
         #[command(subcommand)]
@@ -102,6 +113,18 @@ enum KvAction {
 }
 
 #[derive(Subcommand)]
+enum FlagsAction {
+    /// Print the flag set.
+    Get,
+    /// Replace the flag set with the flagd JSON in FILE (validated by the server).
+    Set { file: PathBuf },
+    /// Set flag KEY's state to ENABLED.
+    Enable { key: String },
+    /// Set flag KEY's state to DISABLED.
+    Disable { key: String },
+}
+
+#[derive(Subcommand)]
 enum UsersAction {
     /// Create or replace user NAME; the password is read from standard input
     /// (its first line).
@@ -148,6 +171,80 @@ fn add_user(store: &KvStore, name: &str, roles: Vec<String>, iterations: u32) ->
     };
     store.set(&UserRecord::key(name), &serde_json::to_vec(&record)?, None)?;
     eprintln!("user {name:?} saved with roles {:?}", record.roles);
+    Ok(())
+}
+
+/// One admin call to a running server; a problem answer becomes the error.
+fn admin_call(
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> Result<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", url.trim_end_matches('/')))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body.unwrap_or_default())?;
+    let response = agent
+        .run(request)
+        .with_context(|| format!("{method} {url}{path}"))?;
+    let status = response.status();
+    let text = response.into_body().read_to_string()?;
+    if !status.is_success() {
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|p| p["detail"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        bail!("{method} {path}: {status}: {detail}");
+    }
+    Ok(text)
+}
+
+fn run_flags(url: &str, token: Option<String>, action: FlagsAction) -> Result<()> {
+    let Some(token) = token else {
+        bail!("an admin session token is needed: --token or PORTICO_TOKEN (from POST /api/login)");
+    };
+    match action {
+        FlagsAction::Get => {
+            let text = admin_call(url, &token, "GET", "/admin/flags", None)?;
+            let pretty: serde_json::Value = serde_json::from_str(&text)?;
+            println!("{}", serde_json::to_string_pretty(&pretty)?);
+        }
+        FlagsAction::Set { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            admin_call(url, &token, "PUT", "/admin/flags", Some(text))?;
+            eprintln!("flag set replaced from {}", file.display());
+        }
+        FlagsAction::Enable { key } => set_flag_state(url, &token, &key, "ENABLED")?,
+        FlagsAction::Disable { key } => set_flag_state(url, &token, &key, "DISABLED")?,
+    }
+    Ok(())
+}
+
+fn set_flag_state(url: &str, token: &str, key: &str, state: &str) -> Result<()> {
+    let set: serde_json::Value =
+        serde_json::from_str(&admin_call(url, token, "GET", "/admin/flags", None)?)?;
+    let Some(flag) = set["flags"].get(key) else {
+        bail!("no flag {key:?} in the set");
+    };
+    let mut flag = flag.clone();
+    flag["state"] = serde_json::Value::from(state);
+    admin_call(
+        url,
+        token,
+        "PATCH",
+        &format!("/admin/flags/{key}"),
+        Some(flag.to_string()),
+    )?;
+    eprintln!("flag {key:?} is now {state}");
     Ok(())
 }
 
@@ -278,6 +375,7 @@ fn run(cli: Cli) -> Result<()> {
             build::print_sizes(&workspace, &artifacts);
             run_serve(serve_options(&workspace, args, true)?)
         }
+        Command::Flags { action, url, token } => run_flags(&url, token, action),
         Command::Users {
             action,
             target,

@@ -561,3 +561,120 @@ fn concurrent_admin_writes_lose_nothing() {
         );
     }
 }
+
+#[test]
+fn sticky_overrides_force_a_variant_until_removed_or_expired() {
+    let app = start(Target::Spin);
+    let definitions = json!({"flags": {
+        "banner": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "a",
+            "targeting": {"fractional": [["a", 50], ["b", 50]]}}
+    }});
+    assert_eq!(
+        app.admin_send("PUT", "/admin/flags", &definitions.to_string())
+            .status,
+        204
+    );
+    let user = "user-override-1";
+    let natural = expected_variant(&format!("banner{user}"), &[("a", 50), ("b", 50)]);
+    let forced = if natural == "a" { "b" } else { "a" };
+    let variant_of = |app: &App| app.ofrep("banner", json!({"targetingKey": user})).json();
+    assert_eq!(variant_of(&app)["variant"], natural);
+
+    let path = format!("/admin/ab/banner/{user}");
+    assert_eq!(
+        app.admin_send("PUT", &path, &json!({"variant": forced}).to_string())
+            .status,
+        204
+    );
+    let answer = variant_of(&app);
+    assert_eq!(answer["variant"], forced);
+    assert_eq!(answer["value"], forced.to_uppercase());
+    assert_eq!(answer["metadata"]["override"], json!(true));
+    let bulk = Reply::from(
+        client()
+            .post(&app.url("/ofrep/v1/evaluate/flags"))
+            .send(json!({"context": {"targetingKey": user}}).to_string())
+            .unwrap(),
+    )
+    .json();
+    assert_eq!(bulk["flags"][0]["variant"], forced);
+    // Other callers are not affected.
+    assert_eq!(
+        app.ofrep("banner", json!({"targetingKey": "someone-else"}))
+            .json()["variant"],
+        expected_variant("bannersomeone-else", &[("a", 50), ("b", 50)])
+    );
+
+    app.admin_send("PUT", &path, &json!({"variant": "zzz"}).to_string())
+        .assert_problem(400, "invalid-flag-definitions");
+    assert_eq!(app.admin_send("DELETE", &path, "").status, 204);
+    assert_eq!(variant_of(&app)["variant"], natural);
+
+    // An override with a TTL lapses by itself.
+    assert_eq!(
+        app.admin_send(
+            "PUT",
+            &path,
+            &json!({"variant": forced, "ttl_seconds": 1}).to_string()
+        )
+        .status,
+        204
+    );
+    assert_eq!(variant_of(&app)["variant"], forced);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(variant_of(&app)["variant"], natural);
+}
+
+#[test]
+fn flags_command_changes_a_running_server() {
+    let app = start(Target::Wasi);
+    let dir = data_dir("flags-cli");
+    let file = dir.path().join("flags.json");
+    std::fs::write(&file, fixture()).unwrap();
+    let portico = |args: &[&str], token: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+            .arg("flags")
+            .args(args)
+            .args(["--url", &app.host.url])
+            .env("PORTICO_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let set = portico(&["set", file.to_str().unwrap()], &app.admin);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert_eq!(
+        app.ofrep("bool-static", json!({})).json()["reason"],
+        "STATIC"
+    );
+    let disable = portico(&["disable", "bool-static"], &app.admin);
+    assert!(
+        disable.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disable.stderr)
+    );
+    assert_eq!(
+        app.ofrep("bool-static", json!({})).json()["reason"],
+        "DISABLED"
+    );
+    let listed = portico(&["get"], &app.admin);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["flags"]["bool-static"]["state"], "DISABLED");
+    let enable = portico(&["enable", "bool-static"], &app.admin);
+    assert!(enable.status.success());
+    assert_eq!(
+        app.ofrep("bool-static", json!({})).json()["reason"],
+        "STATIC"
+    );
+    // Without admin rights the command fails and says why.
+    let refused = portico(&["get"], "not-a-token");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

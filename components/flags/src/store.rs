@@ -125,3 +125,54 @@ impl Drop for Lease {
         let _ = durable::remove(LEASE.0, LEASE.1);
     }
 }
+
+fn override_key(experiment: &str, targeting_key: &str) -> String {
+    format!("ab/{experiment}/{targeting_key}")
+}
+
+/// The stored override of `targeting_key` for `experiment`, if any.
+pub fn override_for(experiment: &str, targeting_key: &str) -> Result<Option<String>, Problem> {
+    let key = override_key(experiment, targeting_key);
+    if portico_storage_key_too_long(&key) {
+        return Ok(None);
+    }
+    Ok(kv::get(&key)
+        .map_err(storage)?
+        .and_then(|bytes| String::from_utf8(bytes).ok()))
+}
+
+/// Stores (or with `None` removes) an override after checking that the flag
+/// has that variant.
+pub fn set_override(
+    experiment: &str,
+    targeting_key: &str,
+    variant: Option<&str>,
+    ttl_seconds: Option<u64>,
+) -> Result<(), Problem> {
+    let key = override_key(experiment, targeting_key);
+    if targeting_key.is_empty() || portico_storage_key_too_long(&key) {
+        return Err(invalid(format!(
+            "override key {key:?} must be 1 to 250 bytes"
+        )));
+    }
+    let Some(variant) = variant else {
+        return kv::delete(&key).map_err(storage);
+    };
+    let set = load()?;
+    let known = set
+        .flags
+        .get(experiment)
+        .is_some_and(|flag| flag.variants.contains_key(variant));
+    if !known {
+        return Err(invalid(format!(
+            "flags.{experiment}: no variant {variant:?}"
+        )));
+    }
+    let ttl_ms = ttl_seconds.map(|s| s.saturating_mul(1000));
+    kv::set(&key, variant.as_bytes(), ttl_ms).map_err(storage)
+}
+
+/// Keys longer than the platform accepts can never be stored.
+fn portico_storage_key_too_long(key: &str) -> bool {
+    key.len() > 250
+}

@@ -77,6 +77,16 @@ fn routes() -> Router {
         },
         Route {
             method: "PUT",
+            pattern: Pattern::Prefix("/admin/ab/"),
+            handler: flags::admin_put_override,
+        },
+        Route {
+            method: "DELETE",
+            pattern: Pattern::Prefix("/admin/ab/"),
+            handler: flags::admin_delete_override,
+        },
+        Route {
+            method: "PUT",
             pattern: Pattern::Prefix("/admin/users/"),
             handler: admin::put_user,
         },

@@ -427,3 +427,68 @@ fn evaluate_flag(
         None => serve_default(flag, Reason::Default, metadata),
     }
 }
+
+/// Applies a forced assignment (a sticky A/B override) to a resolution: when
+/// the flag exists, is enabled and has `variant`, the answer becomes that
+/// variant with reason `TARGETING_MATCH` and metadata `override: true`.
+/// Anything else (unknown variant, disabled or missing flag) leaves the
+/// resolution as it was, so a stale override can never produce a value the
+/// definitions do not allow.
+pub fn with_override(set: &FlagSet, resolution: Resolution, variant: &str) -> Resolution {
+    let Some(flag) = set.flags.get(&resolution.key) else {
+        return resolution;
+    };
+    if flag.state != FlagState::Enabled {
+        return resolution;
+    }
+    let Some(value) = flag.variants.get(variant) else {
+        return resolution;
+    };
+    let mut metadata = resolution.metadata;
+    metadata.insert("override".into(), Value::Bool(true));
+    Resolution {
+        key: resolution.key,
+        value: Some(value.clone()),
+        variant: Some(variant.to_owned()),
+        reason: Reason::TargetingMatch,
+        error_code: None,
+        error_message: None,
+        metadata,
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use crate::definitions::parse_definitions;
+
+    fn set() -> FlagSet {
+        parse_definitions(
+            r#"{"flags":{
+                "exp":{"state":"ENABLED","variants":{"a":"A","b":"B"},"defaultVariant":"a"},
+                "off":{"state":"DISABLED","variants":{"a":"A","b":"B"},"defaultVariant":"a"}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn override_forces_a_known_variant() {
+        let set = set();
+        let base = evaluate(&set, "exp", &Context::with_targeting_key("u"), 0);
+        let forced = with_override(&set, base, "b");
+        assert_eq!(forced.value, Some(Value::from("B")));
+        assert_eq!(forced.variant.as_deref(), Some("b"));
+        assert_eq!(forced.reason, Reason::TargetingMatch);
+        assert_eq!(forced.metadata["override"], Value::Bool(true));
+    }
+
+    #[test]
+    fn override_never_invents_values() {
+        let set = set();
+        for (key, variant) in [("exp", "zzz"), ("off", "b"), ("missing", "a")] {
+            let base = evaluate(&set, key, &Context::with_targeting_key("u"), 0);
+            let after = with_override(&set, base.clone(), variant);
+            assert_eq!(after, base, "{key} {variant}");
+        }
+    }
+}

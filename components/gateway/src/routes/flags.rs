@@ -113,3 +113,40 @@ pub fn admin_patch(request: &Request) -> Result<Response, Problem> {
     flags::put_flag(key, definition).map_err(Problem::from)?;
     Ok(Response::new(204))
 }
+
+/// `PUT /admin/ab/{experiment}/{targeting key}` with
+/// `{"variant": "b", "ttl_seconds": 86400}` forces that caller into a
+/// variant; `DELETE` removes the override.
+pub fn admin_put_override(request: &Request) -> Result<Response, Problem> {
+    let (experiment, key) = override_target(request)?;
+    let body: Value = serde_json::from_slice(&request.body)
+        .map_err(|err| Problem::bad_request(format!("body is not JSON: {err}")))?;
+    let variant = body["variant"]
+        .as_str()
+        .ok_or_else(|| Problem::bad_request("needs a string \"variant\""))?;
+    let ttl = match &body["ttl_seconds"] {
+        Value::Null => None,
+        value => Some(
+            value
+                .as_u64()
+                .ok_or_else(|| Problem::bad_request("\"ttl_seconds\" must be a whole number"))?,
+        ),
+    };
+    flags::set_override(experiment, key, Some(variant), ttl).map_err(Problem::from)?;
+    Ok(Response::new(204))
+}
+
+pub fn admin_delete_override(request: &Request) -> Result<Response, Problem> {
+    let (experiment, key) = override_target(request)?;
+    flags::set_override(experiment, key, None, None).map_err(Problem::from)?;
+    Ok(Response::new(204))
+}
+
+fn override_target(request: &Request) -> Result<(&str, &str), Problem> {
+    request
+        .path
+        .trim_start_matches("/admin/ab/")
+        .split_once('/')
+        .filter(|(experiment, key)| !experiment.is_empty() && !key.is_empty())
+        .ok_or_else(|| Problem::bad_request("use /admin/ab/{experiment}/{targeting key}"))
+}
