@@ -308,3 +308,37 @@ fn data_survives_a_restart(target: Target) {
         (200, &b"durable"[..])
     );
 }
+
+/// A lock directory left by a crashed request (older than 10 s) is taken
+/// over, and the takeover is logged; the write then succeeds.
+#[test]
+fn wasi_adapter_recovers_a_stale_lock() {
+    let data = data_dir("stale-lock");
+    let dir = data.path().join("wasi/durable/locks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = dir.join("held.lock");
+    std::fs::create_dir(&lock).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::open(&lock)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let host = Host::start(&HostConfig::probe(Target::Wasi, data.path()));
+    let started = std::time::Instant::now();
+    let created = post(
+        &format!("{}/durable/locks/held?expected=none", host.url),
+        b"after crash",
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!lock.exists(), "the lock is released after the write");
+    assert!(
+        host.stderr().contains("taking over a stale lock"),
+        "{}",
+        host.stderr()
+    );
+}
