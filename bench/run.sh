@@ -11,6 +11,7 @@
 #   /api/config                  + rate limiter (one hot key) + flags from KV
 #   /api/config 10k keys         the same with 10,000 distinct client keys
 #   /api/user (cookie)           + rate limiter + session verify + revocation check + profile
+#   OFREP fractional             one A/B flag evaluated over OFREP for 10,000 targeting keys
 # then the cost of one login at the default PBKDF2 iterations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ trap cleanup EXIT
 
 SECRET="bench-secret-0123456789abcdef0123456789abcdef"
 ADMIN_PASSWORD="bench-admin-password"
-FLAGS='{"flags":{"new-checkout":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"on"}}}'
+FLAGS='{"flags":{"new-checkout":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"on"},"banner":{"state":"ENABLED","variants":{"a":"A","b":"B"},"defaultVariant":"a","targeting":{"fractional":[["a",50],["b",50]]}}}}'
 
 start() { # target port
   "$PORTICO" kv set flags/definitions "$FLAGS" --target "$1" --data "$DATA/$1"
@@ -84,6 +85,7 @@ for target in spin wasi; do
   row "$target" "/api/config" "$base/api/config"
   row "$target" "/api/config 10k keys" "$base/api/config" -s bench/distinct-clients.lua
   row "$target" "/api/user (cookie)" "$base/api/user" -H "cookie: session=$token"
+  row "$target" "OFREP fractional" "$base" -s bench/ofrep-fractional.lua
 done
 
 echo
