@@ -251,3 +251,71 @@ fn storage_failure_fails_closed_when_configured(target: Target) {
         200
     );
 }
+
+/// A session's quota follows its subject, not its address: two users behind
+/// one address have a quota each, and one user on two addresses shares one.
+#[test]
+fn sessions_are_limited_by_subject_not_address() {
+    let data = data_dir("rl-subject");
+    let host = app_with(
+        Target::Spin,
+        data.path(),
+        &[
+            ("rate_limit_policies", "default=1000/1h, profile=2/1h"),
+            ("rate_limit_routes", "/api/user=profile"),
+            ("bootstrap_admin", "root:root-password-1"),
+            ("password_iterations", "1000"),
+        ],
+    );
+    let agent = client();
+    let login = |user: &str, password: &str| -> String {
+        let reply = Reply::from(
+            agent
+                .post(&format!("{}/api/login", host.url))
+                .header(CLIENT_HEADER, "192.0.2.50")
+                .send(serde_json::json!({"username": user, "password": password}).to_string())
+                .unwrap(),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let cookie = reply.header("set-cookie").unwrap();
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("session=")
+            .to_string()
+    };
+    let root = login("root", "root-password-1");
+    let created = Reply::from(
+        agent
+            .put(&format!("{}/admin/users/ada", host.url))
+            .header("authorization", format!("Bearer {root}"))
+            .send(r#"{"password":"ada-password-1"}"#)
+            .unwrap(),
+    );
+    assert_eq!(created.status, 204, "{}", created.text());
+    let ada = login("ada", "ada-password-1");
+    let profile = |token: &str, ip: &str| {
+        Reply::from(
+            agent
+                .get(&format!("{}/api/user", host.url))
+                .header("authorization", format!("Bearer {token}"))
+                .header(CLIENT_HEADER, ip)
+                .call()
+                .unwrap(),
+        )
+        .status
+    };
+    assert_eq!(
+        [profile(&root, "192.0.2.50"), profile(&root, "192.0.2.50")],
+        [200, 200]
+    );
+    assert_eq!(profile(&root, "192.0.2.50"), 429);
+    // Same address, other user: a quota of its own.
+    assert_eq!(profile(&ada, "192.0.2.50"), 200);
+    // Same user, other address: still the same quota.
+    assert_eq!(profile(&root, "198.51.100.77"), 429);
+    // Anonymous callers from that address are limited by address, apart.
+    let anonymous = get_as(&agent, &format!("{}/api/user", host.url), "192.0.2.50");
+    anonymous.assert_problem(401, "unauthenticated");
+}

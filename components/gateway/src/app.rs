@@ -2,7 +2,7 @@
 //! and in order.
 
 use crate::http::{Request, Response};
-use crate::middleware::auth::{Auth, Verified};
+use crate::middleware::auth::{Authenticate, Authorize, Verified};
 use crate::middleware::rate_limit::{Decision, RateLimit};
 use crate::middleware::request_id::RequestId;
 use crate::middleware::{Middleware, Next};
@@ -153,11 +153,15 @@ pub fn handle(request: Request) -> Response {
         check: check_limit,
         trusted_header: setting("rate_limit_client_header").map(|h| h.trim().to_ascii_lowercase()),
     };
-    let auth = Auth {
+    let authenticate = Authenticate {
         verify: verify_session,
+    };
+    let authorize = Authorize {
         protected_prefixes: protected_prefixes(),
     };
-    let layers: [&dyn Middleware; 3] = [&request_id, &rate_limit, &auth];
+    // The order of the chain: who is asking, how much they may ask, and only
+    // then whether they may ask for this.
+    let layers: [&dyn Middleware; 4] = [&request_id, &authenticate, &rate_limit, &authorize];
     let router = routes();
     let endpoint = |request: Request| {
         router

@@ -1,10 +1,15 @@
-//! Authentication: finds the session token (the `session` cookie, or
-//! `Authorization: Bearer` for API clients), has `portico:auth` verify it,
-//! and guards what needs a session:
+//! Authentication and authorisation, as two layers:
 //!
-//! - `/admin/*`: `401` without a valid session, `403` without role `admin`;
-//! - protected pages (prefixes from `protected_prefixes`, default `/app/`):
-//!   `302` to `/login?next=<path>` without a session.
+//! - [`Authenticate`] finds the session token (the `session` cookie, or
+//!   `Authorization: Bearer` for API clients), has `portico:auth` verify it,
+//!   and records the outcome in `Request::auth`. It never refuses anything,
+//!   so it can run before the rate limiter, which then keys sessions by
+//!   subject. (A forged token costs one HMAC before it is limited: the MAC is
+//!   checked before any storage is read.)
+//! - [`Authorize`] guards what needs a session: `/admin/*` (`401` without a
+//!   valid session, `403` without role `admin`) and protected pages
+//!   (prefixes from `protected_prefixes`, default `/app/`: `302` to
+//!   `/login?next=<path>` without a session).
 //!
 //! Other routes see the outcome in `Request::auth` and decide for
 //! themselves; a stale cookie on a public page is simply ignored.
@@ -24,8 +29,11 @@ pub struct Verified {
     pub roles: Vec<String>,
 }
 
-pub struct Auth {
+pub struct Authenticate {
     pub verify: fn(&str) -> Result<Verified, Problem>,
+}
+
+pub struct Authorize {
     pub protected_prefixes: Vec<String>,
 }
 
@@ -51,7 +59,7 @@ fn is_admin_path(path: &str) -> bool {
     path == "/admin" || path.starts_with("/admin/")
 }
 
-impl Middleware for Auth {
+impl Middleware for Authenticate {
     fn handle(&self, mut request: Request, next: Next<'_>) -> Response {
         request.auth = match token(&request) {
             None => AuthState::Anonymous,
@@ -64,6 +72,12 @@ impl Middleware for Auth {
                 Err(problem) => AuthState::Rejected(problem),
             },
         };
+        next.run(request)
+    }
+}
+
+impl Middleware for Authorize {
+    fn handle(&self, request: Request, next: Next<'_>) -> Response {
         if is_admin_path(&request.path) {
             match request.session() {
                 Err(problem) => return problem.into_response(&request.path),
@@ -128,11 +142,11 @@ mod tests {
     }
 
     fn run(path: &str, headers: &[(&str, &str)]) -> Response {
-        let layer = Auth {
-            verify,
+        let authenticate = Authenticate { verify };
+        let authorize = Authorize {
             protected_prefixes: vec!["/app/".into()],
         };
-        let layers: [&dyn Middleware; 1] = [&layer];
+        let layers: [&dyn Middleware; 2] = [&authenticate, &authorize];
         let request = Request {
             path: path.into(),
             query: Some("tab=1".into()),

@@ -2,14 +2,16 @@
 //! `portico:ratelimit/limiter`, refusing with `429` when the quota is gone and
 //! adding the `RateLimit`/`RateLimit-Policy` fields to every limited response.
 //!
-//! The key is the client: its address (Spin's `spin-client-addr`, without the
-//! port), or the first address of a trusted header such as `x-forwarded-for`
-//! when the operator names one in `rate_limit_client_header` (only behind a
-//! proxy that sets it; a client could forge it otherwise). `wasmtime serve`
-//! passes no client address, so there every client shares one key unless a
-//! trusted header is configured.
+//! The key is the session subject when the request carries a verified
+//! session (`user:<subject>`, so a user's quota follows them across
+//! addresses), else the client: its address (Spin's `spin-client-addr`,
+//! without the port), or the first address of a trusted header such as
+//! `x-forwarded-for` when the operator names one in
+//! `rate_limit_client_header` (only behind a proxy that sets it; a client
+//! could forge it otherwise). `wasmtime serve` passes no client address, so
+//! there anonymous clients share one key unless a trusted header is set.
 
-use crate::http::{Request, Response};
+use crate::http::{Auth, Request, Response};
 use crate::middleware::{Middleware, Next};
 use crate::problem::Problem;
 
@@ -38,8 +40,11 @@ pub struct RateLimit {
     pub trusted_header: Option<String>,
 }
 
-/// The client's identity for limiting.
+/// The identity a request is limited as.
 pub fn client_key(request: &Request, trusted_header: Option<&str>) -> String {
+    if let Auth::Authenticated(session) = &request.auth {
+        return format!("user:{}", session.subject);
+    }
     let forwarded = trusted_header
         .and_then(|name| request.header(name))
         .and_then(|value| value.split(',').next())
@@ -205,5 +210,19 @@ mod tests {
                 "{addr:?} {forwarded:?} {trusted:?}"
             );
         }
+    }
+
+    #[test]
+    fn sessions_are_limited_by_subject() {
+        let request = Request {
+            headers: vec![(CLIENT_ADDR.into(), "10.1.2.3:5555".into())],
+            auth: Auth::Authenticated(crate::http::Session {
+                subject: "ada".into(),
+                roles: vec![],
+                token: "t".into(),
+            }),
+            ..Request::default()
+        };
+        assert_eq!(client_key(&request, Some("x-forwarded-for")), "user:ada");
     }
 }
