@@ -60,11 +60,17 @@ pub fn get(request: &Request) -> Result<Response, Problem> {
         evaluated.insert(name.to_string(), entry);
     }
     let body = json!({ "targetingKey": key, "flags": evaluated });
+    Ok(personalised(body, new_cookie))
+}
+
+/// A JSON answer that depends on who asks: never shared by caches, and
+/// carrying the new anonymous-id cookie when one was just handed out.
+pub fn personalised(body: Value, new_cookie: Option<String>) -> Response {
     let mut response = Response::json(200, body.to_string())
         .with_header("cache-control", "private, no-store")
         .with_header("vary", "cookie, authorization");
     if let Some(cookie) = new_cookie {
         response = response.with_header("set-cookie", &cookie);
     }
-    Ok(response)
+    response
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::http::{Request, Response};
 use crate::portico::flags::evaluator::{self as flags, Reply};
 use crate::problem::Problem;
-use crate::routes::config::targeting_key;
+use crate::routes::config::{personalised, targeting_key};
 
 const OFREP_SINGLE: &str = "/ofrep/v1/evaluate/flags/";
 
@@ -80,13 +80,7 @@ pub fn ab_variant(request: &Request) -> Result<Response, Problem> {
         "value": result["value"],
         "reason": result["reason"],
     });
-    let mut response = Response::json(200, body.to_string())
-        .with_header("cache-control", "private, no-store")
-        .with_header("vary", "cookie, authorization");
-    if let Some(cookie) = new_cookie {
-        response = response.with_header("set-cookie", &cookie);
-    }
-    Ok(response)
+    Ok(personalised(body, new_cookie))
 }
 
 /// `GET /admin/flags`: the stored set.
