@@ -27,9 +27,10 @@ fn is_expired(path: &std::path::Path, now: u64) -> Result<bool, Error> {
         .unwrap_or(false))
 }
 
-/// The live record at `path`, if any. A torn or foreign file cannot exist
-/// (writes are renames), so an undecodable file is reported, not ignored.
-fn load_live(path: &std::path::Path, now: u64) -> Result<Option<(u64, Entry)>, Error> {
+/// The record at `path`, live or expired, and whether it is still live. A
+/// torn or foreign file cannot exist (writes are renames), so an undecodable
+/// file is reported, not ignored.
+fn read_record(path: &std::path::Path, now: u64) -> Result<Option<(Entry, bool)>, Error> {
     let Some(bytes) = files::read_optional(path)? else {
         return Ok(None);
     };
@@ -39,22 +40,13 @@ fn load_live(path: &std::path::Path, now: u64) -> Result<Option<(u64, Entry)>, E
         value: rec.value.to_vec(),
         version: rec.version,
     };
-    Ok(Some((rec.version, entry)).filter(|_| rec.is_live(now)))
-}
-
-/// The highest version a record at `path` has had, live or expired: a record
-/// recreated after expiry continues from it, so a stale `expected` version
-/// can never match a newer record (no ABA).
-fn last_version(path: &std::path::Path) -> Result<u64, Error> {
-    Ok(files::read_optional(path)?
-        .and_then(|bytes| record::decode(&bytes).map(|rec| rec.version))
-        .unwrap_or(0))
+    Ok(Some((entry, rec.is_live(now))))
 }
 
 impl Guest for Adapter {
     fn load(ns: String, id: String) -> Result<Option<Entry>, Error> {
         let path = record_path(&ns, &id)?;
-        Ok(load_live(&path, now_ms())?.map(|(_, entry)| entry))
+        Ok(read_record(&path, now_ms())?.and_then(|(entry, live)| live.then_some(entry)))
     }
 
     fn compare_and_swap(
@@ -67,16 +59,21 @@ impl Guest for Adapter {
         let path = record_path(&ns, &id)?;
         let _lock = Lock::acquire(&path)?;
         let now = now_ms();
-        let current = load_live(&path, now)?;
+        let stored = read_record(&path, now)?;
+        // The highest version the record has had, live or expired: a record
+        // recreated after expiry continues from it, so a stale `expected`
+        // version can never match a newer record (no ABA).
+        let last_version = stored.as_ref().map_or(0, |(entry, _)| entry.version);
+        let current = stored.and_then(|(entry, live)| live.then_some(entry));
         let matches = match (&current, expected) {
             (None, None) => true,
-            (Some((version, _)), Some(want)) => *version == want,
+            (Some(entry), Some(want)) => entry.version == want,
             _ => false,
         };
         if !matches {
-            return Ok(Outcome::Conflict(current.map(|(_, entry)| entry)));
+            return Ok(Outcome::Conflict(current));
         }
-        let version = last_version(&path)? + 1;
+        let version = last_version + 1;
         let expires_at = envelope::expiry_from_ttl(now, ttl_ms);
         files::write_atomic(&path, &record::encode(version, expires_at, &value))?;
         Ok(Outcome::Stored(version))

@@ -58,19 +58,13 @@ impl Guest for Adapter {
 
 /// Reads only the envelope header, so listing does not load every value.
 fn is_live(path: &std::path::Path, now: u64) -> bool {
-    let mut header = vec![0u8; envelope::header_len()];
-    let read = fs::File::open(path).and_then(|mut file| {
-        let mut filled = 0;
-        while filled < header.len() {
-            match file.read(&mut header[filled..])? {
-                0 => break,
-                n => filled += n,
-            }
-        }
-        Ok(filled)
+    let mut header = Vec::with_capacity(envelope::header_len());
+    let read = fs::File::open(path).and_then(|file| {
+        file.take(envelope::header_len() as u64)
+            .read_to_end(&mut header)
     });
     match read {
-        Ok(filled) => envelope::decode(&header[..filled]).is_live(now),
+        Ok(_) => envelope::decode(&header).is_live(now),
         // Deleted between listing and reading: not live.
         Err(_) => false,
     }
