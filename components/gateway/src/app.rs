@@ -47,6 +47,21 @@ fn routes() -> Router {
         },
         Route {
             method: "GET",
+            pattern: Pattern::Exact("/admin/assets"),
+            handler: assets::list,
+        },
+        Route {
+            method: "PUT",
+            pattern: Pattern::Prefix("/admin/assets/"),
+            handler: assets::put,
+        },
+        Route {
+            method: "DELETE",
+            pattern: Pattern::Prefix("/admin/assets/"),
+            handler: assets::delete,
+        },
+        Route {
+            method: "GET",
             pattern: Pattern::Prefix("/api/ab/"),
             handler: flags::ab_variant,
         },
@@ -96,6 +111,7 @@ fn routes() -> Router {
             handler: admin::inspect_token,
         },
     ])
+    .with_fallback(assets::site)
 }
 
 fn check_limit(key: &str, path: &str) -> Result<Option<Decision>, Problem> {

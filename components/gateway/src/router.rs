@@ -7,6 +7,9 @@ use crate::problem::Problem;
 
 pub type Handler = fn(&Request) -> Result<Response, Problem>;
 
+/// Answers requests whose path no route claims, or declines (`None`).
+pub type Fallback = fn(&Request) -> Option<Result<Response, Problem>>;
+
 /// How a route matches a path.
 #[derive(Debug, Clone, Copy)]
 pub enum Pattern {
@@ -33,11 +36,21 @@ pub struct Route {
 
 pub struct Router {
     routes: Vec<Route>,
+    fallback: Option<Fallback>,
 }
 
 impl Router {
     pub fn new(routes: Vec<Route>) -> Router {
-        Router { routes }
+        Router {
+            routes,
+            fallback: None,
+        }
+    }
+
+    /// Consulted when no route matches the path, before answering `404`.
+    pub fn with_fallback(mut self, fallback: Fallback) -> Router {
+        self.fallback = Some(fallback);
+        self
     }
 
     pub fn dispatch(&self, request: &Request) -> Result<Response, Problem> {
@@ -53,6 +66,9 @@ impl Router {
             .filter(|route| route.pattern.matches(&request.path))
             .collect();
         if on_path.is_empty() {
+            if let Some(answer) = self.fallback.and_then(|fallback| fallback(request)) {
+                return answer.map(|response| without_body_for_head(response, is_head));
+            }
             return Err(Problem::new(
                 404,
                 "not-found",
@@ -73,14 +89,22 @@ impl Router {
             )
             .with_header("allow", &allow));
         };
-        let mut response = (route.handler)(request)?;
-        if is_head {
+        let response = (route.handler)(request)?;
+        Ok(without_body_for_head(response, is_head))
+    }
+}
+
+/// A `HEAD` answer: the `GET` headers without the body. A handler that knows
+/// `HEAD` (and skipped reading the body) has set `Content-Length` itself.
+fn without_body_for_head(mut response: Response, is_head: bool) -> Response {
+    if is_head {
+        if response.header("content-length").is_none() {
             let len = response.body.len().to_string();
-            response.body.clear();
             response.set_header("content-length", &len);
         }
-        Ok(response)
+        response.body.clear();
     }
+    response
 }
 
 fn allow_header(routes: &[&Route]) -> String {
@@ -158,5 +182,32 @@ mod tests {
         let response = router().dispatch(&request("HEAD", "/healthz")).unwrap();
         assert!(response.body.is_empty());
         assert_eq!(response.header("content-length"), Some("5"));
+    }
+
+    fn site(request: &Request) -> Option<Result<Response, Problem>> {
+        request.path.starts_with("/pages/").then(|| {
+            // A handler that knows HEAD sets the length without a body.
+            let response = Response::new(200).with_header("content-length", "42");
+            Ok(response.with_body(if request.method == "HEAD" {
+                Vec::new()
+            } else {
+                vec![b'x'; 42]
+            }))
+        })
+    }
+
+    #[test]
+    fn fallback_answers_unrouted_paths_and_keeps_its_head_length() {
+        let router = router().with_fallback(site);
+        let get = router.dispatch(&request("GET", "/pages/a")).unwrap();
+        assert_eq!(get.body.len(), 42);
+        let head = router.dispatch(&request("HEAD", "/pages/a")).unwrap();
+        assert!(head.body.is_empty());
+        assert_eq!(head.header("content-length"), Some("42"));
+        let declined = router.dispatch(&request("GET", "/elsewhere")).unwrap_err();
+        assert_eq!(declined.status, 404);
+        // A routed path never reaches the fallback.
+        let routed = router.dispatch(&request("GET", "/healthz")).unwrap();
+        assert_eq!(routed.body, b"hello");
     }
 }

@@ -12,6 +12,21 @@ use crate::problem::Problem;
 
 /// Bodies above this are refused with `413` before reaching any route.
 const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Asset uploads have their own limit (`assets_max_object_bytes`), which the
+/// store enforces too; this is its default.
+const MAX_ASSET_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How many body bytes a request to `path` may carry.
+fn body_limit(method: &Method, path: &str) -> u64 {
+    if matches!(method, Method::Put) && path.starts_with("/admin/assets/") {
+        return crate::portico::platform::config::get("assets_max_object_bytes")
+            .ok()
+            .flatten()
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(MAX_ASSET_BYTES);
+    }
+    MAX_BODY_BYTES
+}
 
 struct Gateway;
 
@@ -62,10 +77,11 @@ fn read_request(incoming: &IncomingRequest) -> Result<Request, Problem> {
         .iter()
         .find(|(name, _)| name == "content-length")
         .and_then(|(_, value)| value.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(too_large());
+    let limit = body_limit(&incoming.method(), &path);
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large(limit));
     }
-    let body = read_body(incoming)?;
+    let body = read_body(incoming, limit)?;
     Ok(Request {
         method: method_name(&incoming.method()),
         path,
@@ -77,16 +93,16 @@ fn read_request(incoming: &IncomingRequest) -> Result<Request, Problem> {
     })
 }
 
-fn too_large() -> Problem {
+fn too_large(limit: u64) -> Problem {
     Problem::new(
         413,
         "payload-too-large",
         "Payload too large",
-        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+        format!("request bodies are limited to {limit} bytes here"),
     )
 }
 
-fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, Problem> {
+fn read_body(incoming: &IncomingRequest, limit: u64) -> Result<Vec<u8>, Problem> {
     let unreadable =
         |what: &str| Problem::bad_request(format!("request body could not be read: {what}"));
     let body = incoming
@@ -96,13 +112,13 @@ fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, Problem> {
     {
         let stream = body.stream().map_err(|()| unreadable("no stream"))?;
         stream
-            .take(MAX_BODY_BYTES + 1)
+            .take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(|err| unreadable(&err.to_string()))?;
     }
     IncomingBody::finish(body);
-    if bytes.len() as u64 > MAX_BODY_BYTES {
-        return Err(too_large());
+    if bytes.len() as u64 > limit {
+        return Err(too_large(limit));
     }
     Ok(bytes)
 }

@@ -1,22 +1,134 @@
-//! `GET`/`HEAD /assets/*`, answered by `portico:assets/store`.
+//! Static files, answered by `portico:assets/store`: `/assets/*`, the site
+//! root (any other `GET`/`HEAD` no route claims), and the admin API.
+
+use serde_json::{Value, json};
 
 use crate::http::{Request, Response};
-use crate::portico::assets::store;
+use crate::portico::assets::store::{self, ObjectInfo, PutOptions};
+use crate::portico::platform::config as variables;
 use crate::portico::types::http as wire;
 use crate::problem::Problem;
 
-pub fn get(request: &Request) -> Result<Response, Problem> {
+/// Where `/assets/*` is mounted.
+const MOUNT: &str = "/assets";
+/// Where the admin API is mounted.
+const ADMIN_MOUNT: &str = "/admin/assets";
+/// The key prefix the site root is served from unless `assets_site_root` says otherwise.
+const DEFAULT_SITE_ROOT: &str = "site/";
+/// Paths that belong to APIs: a miss there is an API 404, never a page.
+const API_PREFIXES: [&str; 3] = ["/api/", "/admin/", "/ofrep/"];
+
+fn serve(root: &str, path: &str, request: &Request) -> Result<Response, Problem> {
     let wire_request = wire::Request {
         method: request.method.clone(),
-        path: request.path.clone(),
+        path: path.to_string(),
         query: request.query.clone(),
         headers: request.headers.clone(),
         body: Vec::new(),
     };
-    let response = store::serve(&wire_request).map_err(Problem::from)?;
+    let response = store::serve(root, &wire_request).map_err(Problem::from)?;
     Ok(Response {
         status: response.status,
         headers: response.headers,
         body: response.body,
     })
+}
+
+/// `GET`/`HEAD /assets/{path}`.
+pub fn get(request: &Request) -> Result<Response, Problem> {
+    let path = request.path.strip_prefix(MOUNT).unwrap_or("/");
+    serve("", path, request)
+}
+
+/// `GET`/`HEAD` of a path no route claims: the static site, from the
+/// objects under `assets_site_root` (default `site/`; empty turns it off).
+pub fn site(request: &Request) -> Option<Result<Response, Problem>> {
+    if !matches!(request.method.as_str(), "GET" | "HEAD")
+        || API_PREFIXES.iter().any(|p| request.path.starts_with(p))
+    {
+        return None;
+    }
+    let root = match variables::get("assets_site_root") {
+        Ok(Some(root)) => root.trim().to_string(),
+        Ok(None) => DEFAULT_SITE_ROOT.to_string(),
+        Err(_) => return None,
+    };
+    if root.is_empty() {
+        return None;
+    }
+    Some(serve(&root, &request.path, request))
+}
+
+fn info_json(info: &ObjectInfo) -> Value {
+    json!({
+        "path": info.path,
+        "size": info.size,
+        "content_type": info.content_type,
+        "etag": info.etag,
+        "last_modified": info.last_modified,
+        "cache_control": info.cache_control,
+    })
+}
+
+fn object_path(request: &Request) -> &str {
+    request.path.strip_prefix(ADMIN_MOUNT).unwrap_or("/")
+}
+
+/// `PUT /admin/assets/{path}`: the body is the object.
+pub fn put(request: &Request) -> Result<Response, Problem> {
+    let header = |name: &str| request.header(name).map(str::to_string);
+    let options = PutOptions {
+        content_type: header("content-type"),
+        cache_control: header("cache-control"),
+        if_match: header("if-match"),
+        if_none_match: header("if-none-match"),
+    };
+    let outcome =
+        store::put(object_path(request), &request.body, &options).map_err(Problem::from)?;
+    let status = if outcome.created { 201 } else { 200 };
+    let mut response = Response::json(status, info_json(&outcome.info).to_string())
+        .with_header("etag", &outcome.info.etag);
+    if outcome.created {
+        response = response.with_header(
+            "location",
+            &format!("{MOUNT}/{}", percent_encode_path(&outcome.info.path)),
+        );
+    }
+    Ok(response)
+}
+
+/// `DELETE /admin/assets/{path}`.
+pub fn delete(request: &Request) -> Result<Response, Problem> {
+    let removed = store::delete(object_path(request)).map_err(Problem::from)?;
+    Ok(Response::json(200, info_json(&removed).to_string()))
+}
+
+/// `GET /admin/assets?prefix=P`.
+pub fn list(request: &Request) -> Result<Response, Problem> {
+    let prefix = request
+        .query
+        .as_deref()
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(name, _)| name == "prefix")
+                .map(|(_, value)| value.into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let objects = store::list(&prefix).map_err(Problem::from)?;
+    let body = json!({ "objects": objects.iter().map(info_json).collect::<Vec<_>>() });
+    Ok(Response::json(200, body.to_string()).with_header("cache-control", "no-store"))
+}
+
+/// `path` with every byte outside RFC 3986's unreserved set and `/` escaped.
+fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }

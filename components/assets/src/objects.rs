@@ -1,0 +1,262 @@
+//! Objects in the KV store: a JSON manifest per object and its content in
+//! fixed-size chunks written under a per-upload id.
+//!
+//! Why this layout:
+//! - Chunks are written before the manifest that names them, so a reader
+//!   that finds a manifest finds a complete object; and because every
+//!   upload writes fresh chunk keys, replacing an object never changes the
+//!   bytes under a manifest a reader already holds.
+//! - The replaced upload's chunks are deleted right after the new manifest
+//!   is stored. A reader that loaded the old manifest just before may then
+//!   miss a chunk: it reports [`ReadError::Replaced`] and the caller starts
+//!   again from the new manifest, so a response is always one whole version.
+//! - A range read loads only the chunks that overlap it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::portico::platform::kv;
+use crate::portico::types::http::Problem;
+use crate::problems;
+
+/// Content is stored in chunks of this size (well under every KV value limit).
+pub const CHUNK_BYTES: u64 = 256 * 1024;
+/// Object paths are limited so that their manifest key fits a KV key (250 bytes).
+pub const MAX_PATH_BYTES: usize = 200;
+const MANIFEST_PREFIX: &str = "assets/o/";
+const CHUNK_PREFIX: &str = "assets/c/";
+
+/// Precompressed variants are stored next to their object under these suffixes.
+pub const VARIANT_SUFFIXES: [(&str, &str); 2] = [("br", ".br"), ("gzip", ".gz")];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub path: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    /// Unix seconds of the upload.
+    pub modified: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// Names the chunk keys of this upload.
+    pub upload: String,
+    pub chunk_bytes: u64,
+    /// Codings (`br`, `gzip`) stored as `<path>.br` / `<path>.gz`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<String>,
+}
+
+impl Manifest {
+    /// The strong entity tag, quoted.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.sha256)
+    }
+
+    fn chunk_count(&self) -> u64 {
+        self.size.div_ceil(self.chunk_bytes)
+    }
+}
+
+fn manifest_key(path: &str) -> String {
+    format!("{MANIFEST_PREFIX}{path}")
+}
+
+fn chunk_key(upload: &str, index: u64) -> String {
+    format!("{CHUNK_PREFIX}{upload}/{index}")
+}
+
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+pub fn load(path: &str) -> Result<Option<Manifest>, Problem> {
+    let Some(bytes) = kv::get(&manifest_key(path)).map_err(problems::storage)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|err| problems::corrupt(path, err))
+}
+
+fn save(manifest: &Manifest) -> Result<(), Problem> {
+    let bytes =
+        serde_json::to_vec(manifest).map_err(|err| problems::corrupt(&manifest.path, err))?;
+    kv::set(&manifest_key(&manifest.path), &bytes, None).map_err(problems::storage)
+}
+
+/// Deletes an upload's chunks; a failure only leaves garbage behind, which
+/// is reported but does not undo the operation that made them garbage.
+fn delete_chunks(manifest: &Manifest) {
+    for index in 0..manifest.chunk_count() {
+        if let Err(err) = kv::delete(&chunk_key(&manifest.upload, index)) {
+            eprintln!(
+                "assets: could not delete chunk {index} of {:?}: {err:?}",
+                manifest.path
+            );
+        }
+    }
+}
+
+/// Why reading content failed.
+pub enum ReadError {
+    /// A chunk is gone: the object was replaced or deleted meanwhile.
+    Replaced,
+    Problem(Problem),
+}
+
+/// Bytes `first..=last` of the object (`first <= last < size`).
+pub fn read(manifest: &Manifest, first: u64, last: u64) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::with_capacity((last - first + 1) as usize);
+    let chunk = manifest.chunk_bytes;
+    for index in first / chunk..=last / chunk {
+        let bytes = kv::get(&chunk_key(&manifest.upload, index))
+            .map_err(|err| ReadError::Problem(problems::storage(err)))?
+            .ok_or(ReadError::Replaced)?;
+        let start = index * chunk;
+        let from = first.saturating_sub(start) as usize;
+        let to = ((last + 1).min(start + chunk) - start) as usize;
+        let part = bytes.get(from..to).ok_or(ReadError::Replaced)?;
+        out.extend_from_slice(part);
+    }
+    Ok(out)
+}
+
+/// What an upload asks for besides the bytes.
+pub struct Upload<'a> {
+    pub path: &'a str,
+    pub body: &'a [u8],
+    pub content_type: String,
+    pub cache_control: Option<String>,
+}
+
+/// The base object and coding of a variant path (`app.js.br` -> `app.js`, `br`).
+pub fn variant_of(path: &str) -> Option<(&str, &'static str)> {
+    VARIANT_SUFFIXES.iter().find_map(|(coding, suffix)| {
+        path.strip_suffix(suffix)
+            .filter(|base| !base.is_empty() && !base.ends_with('/'))
+            .map(|base| (base, *coding))
+    })
+}
+
+/// Stores an upload; the previous version, if any, is `current`.
+pub fn store(upload: Upload<'_>, current: Option<&Manifest>) -> Result<Manifest, Problem> {
+    let sha256 = hex_sha256(upload.body);
+    let encodings = match current {
+        Some(current) => current.encodings.clone(),
+        None if variant_of(upload.path).is_some() => Vec::new(),
+        None => stored_variants(upload.path)?,
+    };
+    if let Some(current) = current
+        && current.sha256 == sha256
+    {
+        // Same bytes: keep the chunks (and the validators, so caches keep
+        // their copies) and only record changed metadata.
+        let updated = Manifest {
+            content_type: upload.content_type,
+            cache_control: upload.cache_control,
+            ..current.clone()
+        };
+        if &updated != current {
+            save(&updated)?;
+        }
+        return Ok(updated);
+    }
+    let elapsed = now();
+    let manifest = Manifest {
+        path: upload.path.to_string(),
+        size: upload.body.len() as u64,
+        content_type: upload.content_type,
+        upload: format!("{}-{:x}", &sha256[..16], elapsed.as_nanos()),
+        sha256,
+        modified: elapsed.as_secs(),
+        cache_control: upload.cache_control,
+        chunk_bytes: CHUNK_BYTES,
+        encodings,
+    };
+    for (index, bytes) in upload.body.chunks(CHUNK_BYTES as usize).enumerate() {
+        if let Err(err) = kv::set(&chunk_key(&manifest.upload, index as u64), bytes, None) {
+            // Nothing names this upload yet: take back what was written.
+            delete_chunks(&Manifest {
+                size: index as u64 * CHUNK_BYTES,
+                ..manifest.clone()
+            });
+            return Err(problems::storage(err));
+        }
+    }
+    if let Err(problem) = save(&manifest) {
+        delete_chunks(&manifest);
+        return Err(problem);
+    }
+    if let Some(old) = current {
+        delete_chunks(old);
+    } else if let Some((base, coding)) = variant_of(upload.path) {
+        set_variant(base, coding, true)?;
+    }
+    Ok(manifest)
+}
+
+/// Removes an object and its chunks.
+pub fn remove(manifest: &Manifest) -> Result<(), Problem> {
+    kv::delete(&manifest_key(&manifest.path)).map_err(problems::storage)?;
+    delete_chunks(manifest);
+    if let Some((base, coding)) = variant_of(&manifest.path) {
+        set_variant(base, coding, false)?;
+    }
+    Ok(())
+}
+
+/// The codings for which a variant of `path` is stored.
+fn stored_variants(path: &str) -> Result<Vec<String>, Problem> {
+    let mut found = Vec::new();
+    for (coding, suffix) in VARIANT_SUFFIXES {
+        if kv::get(&manifest_key(&format!("{path}{suffix}")))
+            .map_err(problems::storage)?
+            .is_some()
+        {
+            found.push(coding.to_string());
+        }
+    }
+    Ok(found)
+}
+
+/// Records in the base object's manifest that a variant exists (or not).
+fn set_variant(base: &str, coding: &str, present: bool) -> Result<(), Problem> {
+    let Some(mut manifest) = load(base)? else {
+        return Ok(());
+    };
+    let listed = manifest.encodings.iter().any(|c| c == coding);
+    if listed == present {
+        return Ok(());
+    }
+    if present {
+        manifest.encodings.push(coding.to_string());
+    } else {
+        manifest.encodings.retain(|c| c != coding);
+    }
+    save(&manifest)
+}
+
+/// Manifests whose path starts with `prefix`, in path order.
+pub fn list(prefix: &str) -> Result<Vec<Manifest>, Problem> {
+    let keys = kv::list_keys(&manifest_key(prefix)).map_err(problems::storage)?;
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let path = &key[MANIFEST_PREFIX.len()..];
+        // Deleted between listing and loading: not an error, just gone.
+        if let Some(manifest) = load(path)? {
+            out.push(manifest);
+        }
+    }
+    Ok(out)
+}
