@@ -47,6 +47,21 @@ fn routes() -> Router {
         },
         Route {
             method: "GET",
+            pattern: Pattern::Exact("/api/aggregate"),
+            handler: crate::upstream::aggregate,
+        },
+        Route {
+            method: "POST",
+            pattern: Pattern::Exact("/admin/cache/purge"),
+            handler: crate::upstream::purge,
+        },
+        Route {
+            method: "GET",
+            pattern: Pattern::Exact("/admin/upstreams"),
+            handler: crate::upstream::admin_list,
+        },
+        Route {
+            method: "GET",
             pattern: Pattern::Exact("/admin/assets"),
             handler: assets::list,
         },
@@ -111,7 +126,13 @@ fn routes() -> Router {
             handler: admin::inspect_token,
         },
     ])
-    .with_fallback(assets::site)
+    .with_fallback(unrouted)
+}
+
+/// Paths no route claims: an upstream route (the API gateway), else the
+/// static site.
+fn unrouted(request: &Request) -> Option<Result<Response, Problem>> {
+    crate::upstream::route(request).or_else(|| assets::site(request))
 }
 
 fn check_limit(key: &str, path: &str) -> Result<Option<Decision>, Problem> {

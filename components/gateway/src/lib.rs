@@ -10,6 +10,7 @@
 //! Every error leaves as `application/problem+json` ([`problem`]).
 
 pub mod app;
+pub mod background;
 pub mod cookie;
 pub mod http;
 pub mod middleware;
@@ -17,6 +18,7 @@ pub mod problem;
 pub mod redirect;
 pub mod router;
 pub mod routes;
+pub mod upstream;
 mod wasi;
 
 wit_bindgen::generate!({

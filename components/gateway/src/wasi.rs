@@ -43,6 +43,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Gateway {
             }
         };
         send(response, response_out);
+        crate::background::run();
     }
 }
 
@@ -72,6 +73,12 @@ fn read_request(incoming: &IncomingRequest) -> Result<Request, Problem> {
         let value = String::from_utf8(value)
             .map_err(|_| Problem::bad_request(format!("header {name:?} is not valid UTF-8")))?;
         headers.push((name.to_ascii_lowercase(), value));
+    }
+    // Runtimes move `Host` into the request's authority.
+    if !headers.iter().any(|(name, _)| name == "host")
+        && let Some(authority) = incoming.authority()
+    {
+        headers.push(("host".into(), authority));
     }
     let declared = headers
         .iter()

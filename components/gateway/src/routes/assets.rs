@@ -27,11 +27,29 @@ fn serve(root: &str, path: &str, request: &Request) -> Result<Response, Problem>
         body: Vec::new(),
     };
     let response = store::serve(root, &wire_request).map_err(Problem::from)?;
-    Ok(Response {
+    let mut response = Response {
         status: response.status,
         headers: response.headers,
         body: response.body,
-    })
+    };
+    name_instance(&mut response, &request.path);
+    Ok(response)
+}
+
+/// A problem the store answered as a whole response (a 416 carries
+/// `Content-Range`) names the request path as its `instance`, as every other
+/// problem does; the store only knows the mount-relative path.
+fn name_instance(response: &mut Response, path: &str) {
+    if response.header("content-type") != Some("application/problem+json") {
+        return;
+    }
+    let Ok(Value::Object(mut members)) = serde_json::from_slice::<Value>(&response.body) else {
+        return;
+    };
+    members.insert("instance".into(), Value::String(path.to_string()));
+    response.body = Value::Object(members).to_string().into_bytes();
+    let len = response.body.len().to_string();
+    response.set_header("content-length", &len);
 }
 
 /// `GET`/`HEAD /assets/{path}`.
