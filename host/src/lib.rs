@@ -6,13 +6,15 @@
 //!   either Spin's host interfaces ([`spin`], backed by SQLite files) or only
 //!   stock WASI, so a fresh machine needs nothing but Rust;
 //! - [`variables`] resolves Spin variables as `spin up` does;
-//! - [`kv`] reads and writes an app's KV data directly, for seeding.
+//! - [`kv`] reads and writes an app's KV data directly, for seeding;
+//! - [`assets_sync`] mirrors a folder into a running server's object store.
 //!
 //! ```text
 //! portico up                         # build, then serve on 127.0.0.1:3000
 //! portico serve --target wasi        # serve dist/portico-wasi.wasm
 //! ```
 
+pub mod assets_sync;
 pub mod build;
 pub mod compose;
 pub mod kv;

@@ -1,4 +1,5 @@
-//! The `portico` command line: `build`, `serve`, `up` and `kv`.
+//! The `portico` command line: `build`, `serve`, `up`, `kv`, `users`, and
+//! `flags` and `assets` against a running server.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use portico::assets_sync::{self, SyncOptions};
 use portico::build;
 use portico::kv::KvStore;
 use portico::serve::{self, ServeOptions, Target};
@@ -39,6 +41,17 @@ enum Command {
     Flags {
         #[command(subcommand)]
         action: FlagsAction,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000", global = true)]
+        url: String,
+        /// An admin session token (from `POST /api/login`); or set PORTICO_TOKEN.
+        #[arg(long, env = "PORTICO_TOKEN", global = true, hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Sync, list and remove static assets of a running server (admin).
+    Assets {
+        #[command(subcommand)]
+        action: AssetsAction,
         /// The server's base URL.
         #[arg(long, default_value = "http://127.0.0.1:3000", global = true)]
         url: String,
@@ -122,6 +135,32 @@ enum FlagsAction {
     Enable { key: String },
     /// Set flag KEY's state to DISABLED.
     Disable { key: String },
+}
+
+#[derive(Subcommand)]
+enum AssetsAction {
+    /// Upload the files of DIR that are new or changed (by SHA-256 against the
+    /// server's ETags) as objects PREFIX/<relative path>; dot-files are skipped.
+    Sync {
+        dir: PathBuf,
+        /// The folder of objects to sync into (`site` means `site/`; `site/`
+        /// is what the site root serves).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Also delete objects under the prefix that DIR no longer has.
+        #[arg(long)]
+        delete: bool,
+        /// Print what would be uploaded and deleted, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the objects whose path starts with PREFIX.
+    Ls {
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Remove the object at PATH.
+    Rm { path: String },
 }
 
 #[derive(Subcommand)]
@@ -227,6 +266,58 @@ fn run_flags(url: &str, token: Option<String>, action: FlagsAction) -> Result<()
         FlagsAction::Disable { key } => set_flag_state(url, &token, &key, "DISABLED")?,
     }
     Ok(())
+}
+
+fn run_assets(url: &str, token: Option<String>, action: AssetsAction) -> Result<()> {
+    let Some(token) = token else {
+        bail!("an admin session token is needed: --token or PORTICO_TOKEN (from POST /api/login)");
+    };
+    let client = assets_sync::Client::new(url, &token);
+    match action {
+        AssetsAction::Sync {
+            dir,
+            prefix,
+            delete,
+            dry_run,
+        } => {
+            let options = SyncOptions {
+                dir,
+                prefix,
+                delete,
+                dry_run,
+            };
+            let summary = assets_sync::sync(&client, &options)?;
+            eprintln!("{summary}");
+        }
+        AssetsAction::Ls { prefix } => {
+            let objects = client.list(&prefix)?;
+            let mut out = std::io::stdout().lock();
+            for object in &objects {
+                writeln!(
+                    out,
+                    "{:>10}  {}  {:<26}  {}  {}",
+                    object.size,
+                    assets_sync::display_time(object.last_modified.as_ref()),
+                    object.content_type,
+                    short_etag(&object.etag),
+                    object.path
+                )?;
+            }
+            let total: u64 = objects.iter().map(|o| o.size).sum();
+            eprintln!("{} objects, {total} bytes", objects.len());
+        }
+        AssetsAction::Rm { path } => {
+            let removed = client.delete(path.trim_start_matches('/'))?;
+            eprintln!("deleted {} ({} bytes)", removed.path, removed.size);
+        }
+    }
+    Ok(())
+}
+
+/// The first 12 hex digits of an ETag, as `git log --oneline` shows hashes.
+fn short_etag(etag: &str) -> &str {
+    let hex = etag.trim_start_matches("W/").trim_matches('"');
+    hex.get(..12).unwrap_or(hex)
 }
 
 fn set_flag_state(url: &str, token: &str, key: &str, state: &str) -> Result<()> {
@@ -362,6 +453,10 @@ fn run_serve(options: ServeOptions) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Talking to a server needs no project folder.
+    if let Command::Assets { action, url, token } = cli.command {
+        return run_assets(&url, token, action);
+    }
     let workspace = find_workspace(cli.workspace)?;
     match cli.command {
         Command::Build => {
@@ -376,6 +471,7 @@ fn run(cli: Cli) -> Result<()> {
             run_serve(serve_options(&workspace, args, true)?)
         }
         Command::Flags { action, url, token } => run_flags(&url, token, action),
+        Command::Assets { action, url, token } => run_assets(&url, token, action),
         Command::Users {
             action,
             target,

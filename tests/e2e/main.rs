@@ -25,6 +25,7 @@ macro_rules! on_both_targets {
 }
 
 mod artifacts;
+mod assets;
 mod auth;
 mod cli;
 mod flags;
