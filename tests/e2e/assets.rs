@@ -16,7 +16,7 @@ use portico::serve::Target;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Host, HostConfig, Reply, client, data_dir};
+use crate::harness::{Host, HostConfig, Reply, client, data_dir, get};
 
 const ADMIN: &str = "root";
 const ADMIN_PASSWORD: &str = "root-password-1";
@@ -1947,4 +1947,92 @@ fn asset_problems_name_the_request_path(target: Target) {
         "problems without the request path as instance:\n{}",
         missing.join("\n")
     );
+}
+
+/// Runs `portico assets sync` against the app; returns (success, stdout, stderr).
+fn sync(app: &App, dir: &std::path::Path, extra: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["assets", "sync"])
+        .arg(dir)
+        .args(["--prefix", "synced", "--url", &app.host.url])
+        .args(extra)
+        .env("PORTICO_TOKEN", &app.admin)
+        .output()
+        .expect("run portico assets sync");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+on_both_targets!(sync_uploads_only_changes_and_deletes_on_request);
+fn sync_uploads_only_changes_and_deletes_on_request(target: Target) {
+    let app = start(target, "assets-sync", &[]);
+    let folder = tempfile::tempdir().unwrap();
+    let root = folder.path();
+    std::fs::create_dir_all(root.join("css")).unwrap();
+    let files: [(&str, &[u8]); 3] = [
+        ("index.html", b"<h1>synced</h1>"),
+        ("css/site.css", b"body { margin: 0 }"),
+        ("blob.bin", &[7u8; 300_000]),
+    ];
+    for (path, bytes) in files {
+        std::fs::write(root.join(path), bytes).unwrap();
+    }
+
+    let (ok, _, stderr) = sync(&app, root, &[]);
+    assert!(ok, "first sync failed: {stderr}");
+    assert!(stderr.contains("uploaded 3"), "first sync: {stderr}");
+    for (path, bytes) in files {
+        let reply = get(&app.url(&format!("/assets/synced/{path}")));
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.body, bytes, "{path}");
+        assert_eq!(
+            reply.header("etag"),
+            Some(etag_of(bytes).as_str()),
+            "{path}"
+        );
+    }
+    let before = app.admin_call("GET", "/admin/assets?prefix=synced/").json();
+
+    // Nothing changed: nothing is uploaded, and the objects keep their
+    // validators (a re-upload would move Last-Modified).
+    std::thread::sleep(Duration::from_millis(1100));
+    let (ok, _, stderr) = sync(&app, root, &[]);
+    assert!(ok, "second sync failed: {stderr}");
+    assert!(
+        stderr.contains("uploaded 0") && stderr.contains("unchanged 3"),
+        "second sync: {stderr}"
+    );
+    let after = app.admin_call("GET", "/admin/assets?prefix=synced/").json();
+    assert_eq!(before, after, "a no-op sync changed the store");
+
+    // One file changed, one removed: only the change is uploaded, and the
+    // removal only takes effect with --delete.
+    std::fs::write(root.join("css/site.css"), b"body { margin: 1px }").unwrap();
+    std::fs::remove_file(root.join("blob.bin")).unwrap();
+    let (ok, _, stderr) = sync(&app, root, &[]);
+    assert!(ok, "third sync failed: {stderr}");
+    assert!(stderr.contains("uploaded 1"), "third sync: {stderr}");
+    assert_eq!(get(&app.url("/assets/synced/blob.bin")).status, 200);
+    assert_eq!(
+        get(&app.url("/assets/synced/css/site.css")).body,
+        b"body { margin: 1px }"
+    );
+    let (ok, _, stderr) = sync(&app, root, &["--delete"]);
+    assert!(ok, "delete sync failed: {stderr}");
+    assert!(
+        stderr.contains("uploaded 0") && stderr.contains("deleted 1"),
+        "delete sync: {stderr}"
+    );
+    get(&app.url("/assets/synced/blob.bin")).assert_problem(404, "not-found");
+    let listing = app.admin_call("GET", "/admin/assets?prefix=synced/").json();
+    let paths: Vec<&str> = listing["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["synced/css/site.css", "synced/index.html"]);
 }
