@@ -62,6 +62,14 @@ pub fn serve(root: &str, request: &Request) -> Result<Response, Problem> {
 
 fn serve_once(root: &str, key: &str, request: &Request) -> Result<Response, ReadError> {
     let Some(base) = objects::load(key).map_err(ReadError::Problem)? else {
+        // Clean URLs: `/login` is `login.html` when there is no `login`.
+        let last = key.rsplit('/').next().unwrap_or(key);
+        if !request.path.ends_with('/') && !last.contains('.') {
+            let page = format!("{key}.html");
+            if objects::load(&page).map_err(ReadError::Problem)?.is_some() {
+                return serve_once(root, &page, request);
+            }
+        }
         return missing(root, key, request).map_err(ReadError::Problem);
     };
     let (repr, coding) = representation(&base, request).map_err(ReadError::Problem)?;

@@ -3,8 +3,11 @@
 
 use crate::http::{Request, Response};
 use crate::middleware::auth::{Authenticate, Authorize, Verified};
+use crate::middleware::cors::{self, Cors, CorsConfig};
+use crate::middleware::csrf::Csrf;
 use crate::middleware::rate_limit::{Decision, RateLimit};
 use crate::middleware::request_id::RequestId;
+use crate::middleware::security::{self, SecurityHeaders};
 use crate::middleware::{Middleware, Next};
 use crate::portico::auth::sessions;
 use crate::portico::platform::config as variables;
@@ -44,6 +47,11 @@ fn routes() -> Router {
             method: "GET",
             pattern: Pattern::Prefix("/assets/"),
             handler: assets::get,
+        },
+        Route {
+            method: "GET",
+            pattern: Pattern::Exact("/admin/"),
+            handler: assets::admin_page,
         },
         Route {
             method: "GET",
@@ -180,6 +188,21 @@ pub fn random_id() -> String {
     format!("{high:016x}{low:016x}")
 }
 
+/// The `cors` variable, parsed; `None` when unset.
+fn cors_config() -> Result<Option<CorsConfig>, Problem> {
+    let Some(text) = setting("cors") else {
+        return Ok(None);
+    };
+    cors::parse(&text).map(Some).map_err(|err| {
+        Problem::new(
+            500,
+            "invalid-configuration",
+            "Invalid configuration",
+            format!("variable cors: {err}"),
+        )
+    })
+}
+
 /// Runs one request through the whole chain.
 pub fn handle(request: Request) -> Response {
     let request_id = RequestId {
@@ -196,9 +219,28 @@ pub fn handle(request: Request) -> Response {
     let authorize = Authorize {
         protected_prefixes: protected_prefixes(),
     };
-    // The order of the chain: who is asking, how much they may ask, and only
-    // then whether they may ask for this.
-    let layers: [&dyn Middleware; 4] = [&request_id, &authenticate, &rate_limit, &authorize];
+    let security_headers = SecurityHeaders {
+        csp: setting("content_security_policy").unwrap_or_else(|| security::DEFAULT_CSP.into()),
+        // An explicitly empty value turns HSTS off; unset means the default.
+        hsts: match variables::get("strict_transport_security") {
+            Ok(Some(value)) => value.trim().to_string(),
+            _ => security::DEFAULT_HSTS.into(),
+        },
+    };
+    let cors = Cors { load: cors_config };
+    let csrf = Csrf { cors: cors_config };
+    // The order of the chain: headers every answer needs, then CORS (which
+    // answers preflights itself), the cross-site check, who is asking, how
+    // much they may ask, and only then whether they may ask for this.
+    let layers: [&dyn Middleware; 7] = [
+        &request_id,
+        &security_headers,
+        &cors,
+        &csrf,
+        &authenticate,
+        &rate_limit,
+        &authorize,
+    ];
     let router = routes();
     let endpoint = |request: Request| {
         router

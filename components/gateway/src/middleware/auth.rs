@@ -22,6 +22,8 @@ use crate::redirect::login_redirect_location;
 
 pub const SESSION_COOKIE: &str = "session";
 const ADMIN_ROLE: &str = "admin";
+/// The admin page (HTML), as opposed to the admin API under `/admin/*`.
+const ADMIN_PAGE: &str = "/admin/";
 
 /// A verified token's subject and roles.
 pub struct Verified {
@@ -80,6 +82,20 @@ impl Middleware for Authorize {
     fn handle(&self, request: Request, next: Next<'_>) -> Response {
         if is_admin_path(&request.path) {
             match request.session() {
+                // The admin page itself is navigated to: send the browser
+                // to log in rather than show it an API error.
+                Err(problem)
+                    if problem.status == 401
+                        && request.path == ADMIN_PAGE
+                        && matches!(request.method.as_str(), "GET" | "HEAD") =>
+                {
+                    return Response::new(302)
+                        .with_header(
+                            "location",
+                            &login_redirect_location(&request.path_and_query()),
+                        )
+                        .with_header("cache-control", "no-store");
+                }
                 Err(problem) => return problem.into_response(&request.path),
                 Ok(session) if !session.roles.iter().any(|r| r == ADMIN_ROLE) => {
                     return Problem::new(

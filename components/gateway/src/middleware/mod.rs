@@ -7,8 +7,11 @@
 //! enforced by the type system rather than at run time.
 
 pub mod auth;
+pub mod cors;
+pub mod csrf;
 pub mod rate_limit;
 pub mod request_id;
+pub mod security;
 
 use crate::http::{Request, Response};
 

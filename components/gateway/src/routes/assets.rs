@@ -77,6 +77,19 @@ pub fn site(request: &Request) -> Option<Result<Response, Problem>> {
     Some(serve(&root, &request.path, request))
 }
 
+/// `GET /admin/`: the admin page, from the site (the authorisation layer
+/// has already required role `admin`).
+pub fn admin_page(request: &Request) -> Result<Response, Problem> {
+    let root = match variables::get("assets_site_root") {
+        Ok(Some(root)) => root.trim().to_string(),
+        _ => DEFAULT_SITE_ROOT.to_string(),
+    };
+    let mut response = serve(&root, &request.path, request)?;
+    // Personal: never kept by shared caches.
+    response.set_header("cache-control", "private, no-cache");
+    Ok(response)
+}
+
 fn info_json(info: &ObjectInfo) -> Value {
     json!({
         "path": info.path,
