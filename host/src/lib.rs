@@ -18,6 +18,7 @@ pub mod assets_sync;
 pub mod build;
 pub mod compose;
 pub mod kv;
+pub mod publish;
 pub mod serve;
 pub mod spin;
 pub mod variables;

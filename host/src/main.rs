@@ -59,6 +59,18 @@ enum Command {
         #[arg(long, env = "PORTICO_TOKEN", global = true, hide_env_values = true)]
         token: Option<String>,
     },
+    /// Write the files of DIR as asset objects PREFIX<relative path> straight
+    /// into the data folder (only new or changed files); `up` does this for
+    /// `pages/`. For a running server elsewhere, use `assets sync`.
+    Publish {
+        dir: PathBuf,
+        #[arg(long, default_value = "site/")]
+        prefix: String,
+        #[arg(long, value_enum, default_value = "spin")]
+        target: Target,
+        #[arg(long, default_value = ".portico")]
+        data: PathBuf,
+    },
     /// Manage users in the app's data folder.
     Users {
         #[command(subcommand)]
@@ -411,6 +423,31 @@ fn dev_secrets(
     Ok(())
 }
 
+/// `portico up` publishes the app's pages (`pages/`) on the site before
+/// serving, so the login and admin pages exist from the first request.
+fn publish_pages(workspace: &Path, options: &ServeOptions) -> Result<()> {
+    let pages = workspace.join("pages");
+    if !pages.is_dir() {
+        return Ok(());
+    }
+    let root = options
+        .variables
+        .get("assets_site_root")
+        .map(|root| root.trim().to_string())
+        .unwrap_or_else(|| "site/".into());
+    if root.is_empty() {
+        return Ok(());
+    }
+    let store = KvStore::new(options.target, &options.data);
+    let done = portico::publish::publish(&store, &pages, &root)
+        .with_context(|| format!("publishing {} as {root}", pages.display()))?;
+    eprintln!(
+        "portico: pages/ published as {root} ({} written, {} unchanged)",
+        done.written, done.unchanged
+    );
+    Ok(())
+}
+
 fn serve_options(
     workspace: &Path,
     args: ServeArgs,
@@ -468,10 +505,28 @@ fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => {
             let artifacts = build::build(&workspace)?;
             build::print_sizes(&workspace, &artifacts);
-            run_serve(serve_options(&workspace, args, true)?)
+            let options = serve_options(&workspace, args, true)?;
+            publish_pages(&workspace, &options)?;
+            run_serve(options)
         }
         Command::Flags { action, url, token } => run_flags(&url, token, action),
         Command::Assets { action, url, token } => run_assets(&url, token, action),
+        Command::Publish {
+            dir,
+            prefix,
+            target,
+            data,
+        } => {
+            let store = KvStore::new(target, &resolve(&workspace, &data));
+            let done = portico::publish::publish(&store, &dir, &prefix)?;
+            eprintln!(
+                "published {} as {prefix}: {} written, {} unchanged",
+                dir.display(),
+                done.written,
+                done.unchanged
+            );
+            Ok(())
+        }
         Command::Users {
             action,
             target,

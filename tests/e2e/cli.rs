@@ -149,3 +149,47 @@ fn users_add_creates_a_user_the_app_can_log_in() {
         assert_eq!(login.json()["roles"], serde_json::json!(["admin"]));
     }
 }
+
+#[test]
+fn publish_writes_pages_the_app_serves_and_skips_unchanged_files() {
+    for target in [Target::Spin, Target::Wasi] {
+        let data = data_dir("publish");
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(folder.path().join("app")).unwrap();
+        std::fs::write(folder.path().join("login.html"), "<h1>login</h1>").unwrap();
+        std::fs::write(folder.path().join("app/index.html"), "<h1>app</h1>").unwrap();
+        let publish = || {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+                .arg("publish")
+                .arg(folder.path())
+                .args(["--prefix", "site/"])
+                .args(["--target", crate::harness::target_name(target)])
+                .arg("--data")
+                .arg(data.path())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(output.status.success(), "{stderr}");
+            stderr
+        };
+        let first = publish();
+        assert!(first.contains("2 written, 0 unchanged"), "{first}");
+        let second = publish();
+        assert!(second.contains("0 written, 2 unchanged"), "{second}");
+        std::fs::write(folder.path().join("login.html"), "<h1>login v2</h1>").unwrap();
+        let third = publish();
+        assert!(third.contains("1 written, 1 unchanged"), "{third}");
+
+        let host = Host::start(&HostConfig::app(target, data.path()));
+        let login = get(&format!("{}/login", host.url));
+        assert_eq!(login.status, 200);
+        assert_eq!(login.text(), "<h1>login v2</h1>");
+        assert_eq!(
+            login.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        // The object store sees them as it sees uploads.
+        let index = get(&format!("{}/assets/site/app/index.html", host.url));
+        assert_eq!(index.text(), "<h1>app</h1>");
+    }
+}

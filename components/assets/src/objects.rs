@@ -12,67 +12,15 @@
 //!   again from the new manifest, so a response is always one whole version.
 //! - A range read loads only the chunks that overlap it.
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use portico_assets_logic::layout::{CHUNK_BYTES, MANIFEST_PREFIX, chunk_key, manifest_key};
+pub use portico_assets_logic::layout::{MAX_PATH_BYTES, Manifest};
 
 use crate::portico::platform::kv;
 use crate::portico::types::http::Problem;
 use crate::problems;
 
-/// Content is stored in chunks of this size (well under every KV value limit).
-pub const CHUNK_BYTES: u64 = 256 * 1024;
-/// Object paths are limited so that their manifest key fits a KV key (250 bytes).
-pub const MAX_PATH_BYTES: usize = 200;
-const MANIFEST_PREFIX: &str = "assets/o/";
-const CHUNK_PREFIX: &str = "assets/c/";
-
 /// Precompressed variants are stored next to their object under these suffixes.
 pub const VARIANT_SUFFIXES: [(&str, &str); 2] = [("br", ".br"), ("gzip", ".gz")];
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub path: String,
-    pub size: u64,
-    pub content_type: String,
-    /// Lower-case hex SHA-256 of the content.
-    pub sha256: String,
-    /// Unix seconds of the upload.
-    pub modified: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_control: Option<String>,
-    /// Names the chunk keys of this upload.
-    pub upload: String,
-    pub chunk_bytes: u64,
-    /// Codings (`br`, `gzip`) stored as `<path>.br` / `<path>.gz`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub encodings: Vec<String>,
-}
-
-impl Manifest {
-    /// The strong entity tag, quoted.
-    pub fn etag(&self) -> String {
-        format!("\"{}\"", self.sha256)
-    }
-
-    fn chunk_count(&self) -> u64 {
-        self.size.div_ceil(self.chunk_bytes)
-    }
-}
-
-fn manifest_key(path: &str) -> String {
-    format!("{MANIFEST_PREFIX}{path}")
-}
-
-fn chunk_key(upload: &str, index: u64) -> String {
-    format!("{CHUNK_PREFIX}{upload}/{index}")
-}
-
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn now() -> std::time::Duration {
     std::time::SystemTime::now()
@@ -98,10 +46,10 @@ fn save(manifest: &Manifest) -> Result<(), Problem> {
 /// Deletes an upload's chunks; a failure only leaves garbage behind, which
 /// is reported but does not undo the operation that made them garbage.
 fn delete_chunks(manifest: &Manifest) {
-    for index in 0..manifest.chunk_count() {
-        if let Err(err) = kv::delete(&chunk_key(&manifest.upload, index)) {
+    for key in manifest.chunk_keys() {
+        if let Err(err) = kv::delete(&key) {
             eprintln!(
-                "assets: could not delete chunk {index} of {:?}: {err:?}",
+                "assets: could not delete {key} of {:?}: {err:?}",
                 manifest.path
             );
         }
@@ -151,20 +99,26 @@ pub fn variant_of(path: &str) -> Option<(&str, &'static str)> {
 
 /// Stores an upload; the previous version, if any, is `current`.
 pub fn store(upload: Upload<'_>, current: Option<&Manifest>) -> Result<Manifest, Problem> {
-    let sha256 = hex_sha256(upload.body);
-    let encodings = match current {
+    let mut manifest = Manifest::new(
+        upload.path,
+        upload.body,
+        upload.content_type,
+        upload.cache_control,
+        now(),
+    );
+    manifest.encodings = match current {
         Some(current) => current.encodings.clone(),
         None if variant_of(upload.path).is_some() => Vec::new(),
         None => stored_variants(upload.path)?,
     };
     if let Some(current) = current
-        && current.sha256 == sha256
+        && current.sha256 == manifest.sha256
     {
         // Same bytes: keep the chunks (and the validators, so caches keep
         // their copies) and only record changed metadata.
         let updated = Manifest {
-            content_type: upload.content_type,
-            cache_control: upload.cache_control,
+            content_type: manifest.content_type,
+            cache_control: manifest.cache_control,
             ..current.clone()
         };
         if &updated != current {
@@ -172,18 +126,6 @@ pub fn store(upload: Upload<'_>, current: Option<&Manifest>) -> Result<Manifest,
         }
         return Ok(updated);
     }
-    let elapsed = now();
-    let manifest = Manifest {
-        path: upload.path.to_string(),
-        size: upload.body.len() as u64,
-        content_type: upload.content_type,
-        upload: format!("{}-{:x}", &sha256[..16], elapsed.as_nanos()),
-        sha256,
-        modified: elapsed.as_secs(),
-        cache_control: upload.cache_control,
-        chunk_bytes: CHUNK_BYTES,
-        encodings,
-    };
     for (index, bytes) in upload.body.chunks(CHUNK_BYTES as usize).enumerate() {
         if let Err(err) = kv::set(&chunk_key(&manifest.upload, index as u64), bytes, None) {
             // Nothing names this upload yet: take back what was written.

@@ -8,10 +8,12 @@
 //! - [`conditional`]: preconditions and HTTP dates (RFC 9110 §13, §5.6.7).
 //! - [`path`]: request path to object key, with traversal confinement.
 //! - [`media`]: media types, cache policy, fingerprints, precompressed variants.
+//! - [`layout`]: how objects are laid out in the KV store (manifest + chunks).
 //!
 //! No function panics on any input; none unwraps request data.
 
 pub mod conditional;
+pub mod layout;
 pub mod media;
 pub mod path;
 pub mod range;
