@@ -45,12 +45,15 @@ struct Declaration {
 struct Component {
     #[serde(default)]
     variables: BTreeMap<String, String>,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
 }
 
 /// The application's variables and the component that serves HTTP.
 pub struct App {
     declarations: BTreeMap<String, Declaration>,
     component_templates: BTreeMap<String, String>,
+    sqlite_databases: crate::spin::sqlite::Databases,
 }
 
 impl App {
@@ -79,10 +82,27 @@ impl App {
                 bail!("variable {name:?} needs a default or `required = true`");
             }
         }
+        let mut defined: Vec<String> = parsed
+            .component
+            .values()
+            .flat_map(|c| c.sqlite_databases.iter().cloned())
+            .collect();
+        defined.sort();
+        defined.dedup();
         Ok(App {
             declarations: parsed.variables,
             component_templates: component.variables.clone(),
+            sqlite_databases: crate::spin::sqlite::Databases {
+                granted: component.sqlite_databases.clone(),
+                defined,
+            },
         })
+    }
+
+    /// The SQLite databases the HTTP component is granted, and those any
+    /// component of the app names.
+    pub fn sqlite_databases(&self) -> &crate::spin::sqlite::Databases {
+        &self.sqlite_databases
     }
 
     /// Names of the required variables that have no value in `resolved`.
@@ -214,6 +234,10 @@ route = "/..."
 component = "c"
 [component.c]
 source = "x.wasm"
+sqlite_databases = ["default", "eu"]
+[component.other]
+source = "y.wasm"
+sqlite_databases = ["us", "eu"]
 [component.c.variables]
 greeting = "{{ greeting }}, world"
 token = "{{token}}"
@@ -254,6 +278,13 @@ token = "{{token}}"
         assert_eq!(component["greeting"], "hello, world");
         assert_eq!(component["token"], "s3cret");
         assert!(app.is_secret("token"));
+    }
+
+    #[test]
+    fn sqlite_databases_granted_and_defined() {
+        let databases = app().sqlite_databases().clone();
+        assert_eq!(databases.granted, ["default", "eu"]);
+        assert_eq!(databases.defined, ["default", "eu", "us"]);
     }
 
     #[test]

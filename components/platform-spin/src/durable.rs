@@ -1,13 +1,14 @@
-//! `portico:platform/durable` over the Spin SQLite database `default`.
+//! `portico:platform/durable` over Spin SQLite: the database `default`, or
+//! the one the variable `durable_databases` maps a namespace to (data
+//! locality, see `portico_storage_format::locality`).
 //!
-//! The schema is created on first use: statements run optimistically and the
-//! table is created only when SQLite reports it missing, so the common path
-//! costs one statement.
+//! The schema is created on first use in each database (see [`crate::db`]).
 
-use spin_sdk::sqlite::{self, Connection, QueryResult, Value};
+use spin_sdk::sqlite::{QueryResult, Value};
 
 use portico_storage_format::{envelope, names};
 
+use crate::db::{Db, int};
 use crate::exports::portico::platform::durable::{Entry, Guest, Outcome};
 use crate::exports::portico::platform::types::Error;
 use crate::{Adapter, name_error, now_ms};
@@ -46,42 +47,20 @@ const SWEEP: &str = "DELETE FROM portico_durable WHERE rowid IN (
         LIMIT ?3)
     RETURNING id";
 
-fn db_error(err: sqlite::Error) -> Error {
-    match err {
-        sqlite::Error::AccessDenied => Error::AccessDenied,
-        sqlite::Error::NoSuchDatabase => Error::Unavailable(
-            "no SQLite database `default`: add sqlite_databases = [\"default\"] to the component in spin.toml".into(),
-        ),
-        sqlite::Error::DatabaseFull => Error::TooLarge,
-        sqlite::Error::InvalidConnection => Error::Unavailable("invalid SQLite connection".into()),
-        sqlite::Error::Io(reason) => Error::Other(reason),
-    }
+/// The database of namespace `ns`.
+fn open(ns: &str) -> Result<Db, Error> {
+    let locality = crate::locality()?;
+    Db::open(locality.database(ns))
 }
 
-/// Runs `sql`, creating the schema and retrying once if the table is missing.
-fn execute(db: &Connection, sql: &str, params: &[Value]) -> Result<QueryResult, Error> {
-    match db.execute(sql, params) {
-        Err(sqlite::Error::Io(reason)) if reason.contains("no such table") => {
-            db.execute(SCHEMA, &[]).map_err(db_error)?;
-            db.execute(sql, params).map_err(db_error)
-        }
-        other => other.map_err(db_error),
-    }
-}
-
-fn open() -> Result<Connection, Error> {
-    Connection::open_default().map_err(db_error)
+/// Runs `sql` against the durable table, creating it on first use.
+fn execute(db: &Db, sql: &str, params: &[Value]) -> Result<QueryResult, Error> {
+    db.execute(SCHEMA, sql, params)
 }
 
 fn check(ns: &str, id: &str) -> Result<(), Error> {
     names::check_key(ns).map_err(name_error)?;
     names::check_key(id).map_err(name_error)
-}
-
-/// SQLite integers are signed; times and versions stay far below `i64::MAX`,
-/// and saturate rather than wrap if a caller passes something absurd.
-fn int(n: u64) -> Value {
-    Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 fn first_version(result: &QueryResult) -> Result<Option<u64>, Error> {
@@ -92,7 +71,7 @@ fn first_version(result: &QueryResult) -> Result<Option<u64>, Error> {
     }
 }
 
-fn load_with(db: &Connection, ns: &str, id: &str, now: u64) -> Result<Option<Entry>, Error> {
+fn load_with(db: &Db, ns: &str, id: &str, now: u64) -> Result<Option<Entry>, Error> {
     let params = [Value::Text(ns.into()), Value::Text(id.into()), int(now)];
     let result = execute(db, LOAD, &params)?;
     let Some(row) = result.rows.into_iter().next() else {
@@ -110,7 +89,7 @@ fn load_with(db: &Connection, ns: &str, id: &str, now: u64) -> Result<Option<Ent
 impl Guest for Adapter {
     fn load(ns: String, id: String) -> Result<Option<Entry>, Error> {
         check(&ns, &id)?;
-        load_with(&open()?, &ns, &id, now_ms())
+        load_with(&open(&ns)?, &ns, &id, now_ms())
     }
 
     fn compare_and_swap(
@@ -121,7 +100,7 @@ impl Guest for Adapter {
         ttl_ms: Option<u64>,
     ) -> Result<Outcome, Error> {
         check(&ns, &id)?;
-        let db = open()?;
+        let db = open(&ns)?;
         let now = now_ms();
         let expires_at = envelope::expiry_from_ttl(now, ttl_ms).map_or(Value::Null, int);
         let mut params = vec![
@@ -149,14 +128,16 @@ impl Guest for Adapter {
 
     fn remove(ns: String, id: String) -> Result<(), Error> {
         check(&ns, &id)?;
+        let db = open(&ns)?;
         let params = [Value::Text(ns), Value::Text(id)];
-        execute(&open()?, REMOVE, &params).map(|_| ())
+        execute(&db, REMOVE, &params).map(|_| ())
     }
 
     fn sweep_expired(ns: String, max: u32) -> Result<u32, Error> {
         names::check_key(&ns).map_err(name_error)?;
+        let db = open(&ns)?;
         let params = [Value::Text(ns), int(now_ms()), int(u64::from(max))];
-        let removed = execute(&open()?, SWEEP, &params)?.rows.len();
+        let removed = execute(&db, SWEEP, &params)?.rows.len();
         Ok(u32::try_from(removed).unwrap_or(u32::MAX))
     }
 }

@@ -3,7 +3,7 @@
 use portico_storage_format::{envelope, names};
 use spin_sdk::key_value::{self, Store};
 
-use crate::exports::portico::platform::kv::Guest;
+use crate::exports::portico::platform::kv::{Guest, Sweep};
 use crate::exports::portico::platform::types::Error;
 use crate::{Adapter, name_error, now_ms};
 
@@ -65,5 +65,53 @@ impl Guest for Adapter {
         }
         keys.sort();
         Ok(keys)
+    }
+
+    /// Spin lists every key of a store (unordered, with no range query), so
+    /// the prefix, the cursor and the order are applied here, and each of
+    /// the `max` keys examined costs one read.
+    ///
+    /// Spin's KV has no conditional delete: a value set again in the instant
+    /// between the read that finds it expired and the delete is lost. The
+    /// window is one host call wide, and KV is a cache-like, eventually
+    /// consistent store; durable records have an exact sweep.
+    fn sweep_expired(prefix: String, cursor: Option<String>, max: u32) -> Result<Sweep, Error> {
+        if max == 0 {
+            return Err(Error::Other("sweep-expired: max must be at least 1".into()));
+        }
+        let store = open()?;
+        let mut candidates: Vec<String> = store
+            .get_keys()
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|key| {
+                key.starts_with(&prefix) && cursor.as_ref().is_none_or(|after| key > after)
+            })
+            .collect();
+        let max = max as usize;
+        let more = candidates.len() > max;
+        if more {
+            // Only the first `max` in key order are examined: no full sort.
+            candidates.select_nth_unstable(max);
+            candidates.truncate(max);
+        }
+        candidates.sort_unstable();
+        let now = now_ms();
+        let mut removed = 0u32;
+        for key in &candidates {
+            let expired = store
+                .get(key)
+                .map_err(store_error)?
+                .is_some_and(|bytes| !envelope::decode(&bytes).is_live(now));
+            if expired {
+                store.delete(key).map_err(store_error)?;
+                removed += 1;
+            }
+        }
+        Ok(Sweep {
+            scanned: candidates.len() as u32,
+            removed,
+            next: if more { candidates.pop() } else { None },
+        })
     }
 }

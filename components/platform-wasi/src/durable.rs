@@ -1,8 +1,11 @@
-//! `portico:platform/durable`: one file per record under `/data/durable/<ns>`,
-//! compare-and-swap under the record's lock directory.
+//! `portico:platform/durable`: one file per record under `/data/durable/<ns>`
+//! (or `/data/db/<label>/durable/<ns>` for a namespace `durable_databases`
+//! maps to database `label`), compare-and-swap under the record's lock
+//! directory.
 
 use std::path::PathBuf;
 
+use portico_storage_format::locality::DEFAULT_DATABASE;
 use portico_storage_format::{envelope, names, record};
 
 use crate::exports::portico::platform::durable::{Entry, Guest, Outcome};
@@ -12,9 +15,11 @@ use crate::{Adapter, now_ms};
 
 fn namespace_dir(ns: &str) -> Result<PathBuf, Error> {
     names::check_key(ns).map_err(crate::name_error)?;
-    Ok(PathBuf::from(files::ROOT)
-        .join("durable")
-        .join(names::to_file_name(ns)))
+    let root = match crate::locality()?.database(ns) {
+        DEFAULT_DATABASE => PathBuf::from(files::ROOT),
+        label => PathBuf::from(files::ROOT).join("db").join(label),
+    };
+    Ok(root.join("durable").join(names::to_file_name(ns)))
 }
 
 fn record_path(ns: &str, id: &str) -> Result<PathBuf, Error> {

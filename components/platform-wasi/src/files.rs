@@ -45,11 +45,8 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
 /// last writes may be lost if the machine itself loses power. An fsync per
 /// write would cap a contended record at a few hundred writes a second.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = tmp_path("tmp");
     let tmp_dir = Path::new(ROOT).join("tmp");
-    let tmp = tmp_dir.join(format!(
-        "{:016x}.tmp",
-        wasip2::random::random::get_random_u64()
-    ));
     let write = |tmp: &Path| -> io::Result<()> {
         let mut file = fs::File::create(tmp)?;
         file.write_all(bytes)
@@ -75,6 +72,55 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     })
 }
 
+/// A fresh name in `/data/tmp` (the same preopened directory, so renames
+/// between it and the data are atomic).
+fn tmp_path(suffix: &str) -> PathBuf {
+    Path::new(ROOT).join("tmp").join(format!(
+        "{:016x}.{suffix}",
+        wasip2::random::random::get_random_u64()
+    ))
+}
+
+/// Moves the file at `path` aside, atomically, into `/data/tmp`: whatever
+/// version was there at that instant is now only at the returned path.
+/// `None` when there was no file.
+pub fn take_aside(path: &Path) -> Result<Option<PathBuf>, Error> {
+    let aside = tmp_path("aside");
+    match fs::rename(path, &aside) {
+        Ok(()) => Ok(Some(aside)),
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            if fs::metadata(path).is_err() {
+                return Ok(None);
+            }
+            // The file exists, so it was `/data/tmp` that was missing.
+            fs::create_dir_all(aside.parent().unwrap_or(Path::new(ROOT)))
+                .map_err(|e| crate::io_error("create tmp dir", e))?;
+            match fs::rename(path, &aside) {
+                Ok(()) => Ok(Some(aside)),
+                Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(crate::io_error("rename", err)),
+            }
+        }
+        Err(err) => Err(crate::io_error("rename", err)),
+    }
+}
+
+/// Undoes [`take_aside`] unless a newer file has been written to `path`
+/// since (which then wins): a hard link fails when the name exists, so no
+/// write is ever overwritten.
+pub fn put_back(aside: &Path, path: &Path) -> Result<(), Error> {
+    let restored = match fs::hard_link(aside, path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(_) if fs::metadata(path).is_ok() => Ok(()),
+        // No hard links on this filesystem: a rename, which could only
+        // overwrite a write landing in the same instant.
+        Err(_) => fs::rename(aside, path),
+    };
+    let _ = fs::remove_file(aside);
+    restored.map_err(|e| crate::io_error("restore", e))
+}
+
 /// Removes a file; a missing file is fine.
 pub fn remove_optional(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {
@@ -94,42 +140,57 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// Waits (up to [`LOCK_WAIT`]) for the lock on `record`.
     pub fn acquire(record: &Path) -> Result<Lock, Error> {
-        let mut path = record.as_os_str().to_owned();
-        path.push(".lock");
-        let path = PathBuf::from(path);
         let deadline = SystemTime::now() + LOCK_WAIT;
         let mut pause = Duration::from_micros(200);
         loop {
+            if let Some(lock) = Self::try_acquire(record)? {
+                return Ok(lock);
+            }
+            if SystemTime::now() > deadline {
+                return Err(Error::Unavailable(format!(
+                    "record lock {} still held after {}s",
+                    Self::path_for(record).display(),
+                    LOCK_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    /// The lock on `record` if nobody holds it (a stale lock is taken over);
+    /// `None` when it is held.
+    pub fn try_acquire(record: &Path) -> Result<Option<Lock>, Error> {
+        let path = Self::path_for(record);
+        loop {
             match fs::create_dir(&path) {
-                Ok(()) => return Ok(Lock { path }),
+                Ok(()) => return Ok(Some(Lock { path })),
                 Err(err) if err.kind() == ErrorKind::NotFound => {
                     let parent = record.parent().unwrap_or(Path::new(ROOT));
                     fs::create_dir_all(parent).map_err(|e| crate::io_error("create dir", e))?;
                 }
                 Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-                    if let Some(age) = Self::stale_age(&path) {
-                        eprintln!(
-                            "{{\"level\":\"warn\",\"component\":\"platform-wasi\",\"msg\":\"taking over a stale lock\",\"lock\":{:?},\"age_ms\":{}}}",
-                            path.display().to_string(),
-                            age.as_millis()
-                        );
-                        let _ = fs::remove_dir(&path);
-                        continue;
-                    }
-                    if SystemTime::now() > deadline {
-                        return Err(Error::Unavailable(format!(
-                            "record lock {} still held after {}s",
-                            path.display(),
-                            LOCK_WAIT.as_secs()
-                        )));
-                    }
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(5));
+                    let Some(age) = Self::stale_age(&path) else {
+                        return Ok(None);
+                    };
+                    eprintln!(
+                        "{{\"level\":\"warn\",\"component\":\"platform-wasi\",\"msg\":\"taking over a stale lock\",\"lock\":{:?},\"age_ms\":{}}}",
+                        path.display().to_string(),
+                        age.as_millis()
+                    );
+                    let _ = fs::remove_dir(&path);
                 }
                 Err(err) => return Err(crate::io_error("lock", err)),
             }
         }
+    }
+
+    fn path_for(record: &Path) -> PathBuf {
+        let mut path = record.as_os_str().to_owned();
+        path.push(".lock");
+        PathBuf::from(path)
     }
 
     fn stale_age(path: &Path) -> Option<Duration> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use portico_storage_format::{envelope, names};
 
-use crate::exports::portico::platform::kv::Guest;
+use crate::exports::portico::platform::kv::{Guest, Sweep};
 use crate::exports::portico::platform::types::Error;
 use crate::{Adapter, files, now_ms};
 
@@ -54,18 +54,87 @@ impl Guest for Adapter {
         keys.sort();
         Ok(keys)
     }
+
+    /// Examines the first `max` keys after `cursor` in key order (one
+    /// directory listing and one header read each). An expired entry is
+    /// moved aside atomically before it is deleted: if a writer replaced it
+    /// in the meantime, the new value is put back (unless an even newer one
+    /// has landed), so a sweep never loses a write.
+    fn sweep_expired(prefix: String, cursor: Option<String>, max: u32) -> Result<Sweep, Error> {
+        if max == 0 {
+            return Err(Error::Other("sweep-expired: max must be at least 1".into()));
+        }
+        let entries = match fs::read_dir(dir()) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                return Ok(Sweep {
+                    scanned: 0,
+                    removed: 0,
+                    next: None,
+                });
+            }
+            Err(err) => return Err(crate::io_error("sweep", err)),
+        };
+        let mut candidates = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| crate::io_error("sweep", e))?;
+            let Some(key) = entry.file_name().to_str().and_then(names::from_file_name) else {
+                continue;
+            };
+            if key.starts_with(&prefix) && cursor.as_ref().is_none_or(|after| &key > after) {
+                candidates.push(key);
+            }
+        }
+        let max = max as usize;
+        let more = candidates.len() > max;
+        if more {
+            // Only the first `max` in key order are examined: no full sort.
+            candidates.select_nth_unstable(max);
+            candidates.truncate(max);
+        }
+        candidates.sort_unstable();
+        let now = now_ms();
+        let mut removed = 0u32;
+        for key in &candidates {
+            let path = dir().join(names::to_file_name(key));
+            if !matches!(expiry(&path), Some(Some(at)) if at <= now) {
+                continue;
+            }
+            let Some(aside) = files::take_aside(&path)? else {
+                continue;
+            };
+            match expiry(&aside) {
+                Some(Some(at)) if at <= now_ms() => {
+                    files::remove_optional(&aside)?;
+                    removed += 1;
+                }
+                // Written again since the check: the live value goes back.
+                _ => files::put_back(&aside, &path)?,
+            }
+        }
+        Ok(Sweep {
+            scanned: candidates.len() as u32,
+            removed,
+            next: if more { candidates.pop() } else { None },
+        })
+    }
+}
+
+/// The expiry in the envelope header of the file at `path`: `None` when the
+/// file cannot be read (deleted meanwhile), `Some(None)` when it never expires.
+fn expiry(path: &std::path::Path) -> Option<Option<u64>> {
+    let mut header = Vec::with_capacity(envelope::header_len());
+    fs::File::open(path)
+        .and_then(|file| {
+            file.take(envelope::header_len() as u64)
+                .read_to_end(&mut header)
+        })
+        .ok()?;
+    Some(envelope::decode(&header).expires_at_ms)
 }
 
 /// Reads only the envelope header, so listing does not load every value.
 fn is_live(path: &std::path::Path, now: u64) -> bool {
-    let mut header = Vec::with_capacity(envelope::header_len());
-    let read = fs::File::open(path).and_then(|file| {
-        file.take(envelope::header_len() as u64)
-            .read_to_end(&mut header)
-    });
-    match read {
-        Ok(_) => envelope::decode(&header).is_live(now),
-        // Deleted between listing and reading: not live.
-        Err(_) => false,
-    }
+    // Deleted between listing and reading: not live.
+    expiry(path).is_some_and(|at| at.is_none_or(|at| now < at))
 }

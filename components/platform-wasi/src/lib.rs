@@ -13,13 +13,22 @@
 //! - `kv/<key>`: a KV value in the TTL envelope (`portico_storage_format::envelope`);
 //! - `durable/<ns>/<id>`: a durable record (`portico_storage_format::record`);
 //! - `durable/<ns>/<id>.lock/`: held while a compare-and-swap is in flight;
-//! - `tmp/`: files being written, renamed into place when complete.
+//! - `db/<label>/durable/<ns>/...`: the same for a namespace the variable
+//!   `durable_databases` (environment variable `DURABLE_DATABASES`) maps to
+//!   database `label` (`default` is the layout above), so the operator can
+//!   mount that folder from storage in another place;
+//! - `counters/<ns>/<shard>`: counter shards `0` to `7`
+//!   (`portico_storage_format::counters`), each with its `.lock/` while an
+//!   `add` is in flight;
+//! - `tmp/`: files being written, renamed into place when complete, and
+//!   expired KV entries a sweep has moved aside before deleting them.
 //!
 //! Each request runs in its own instance, possibly concurrently with others,
 //! so everything shared lives in the filesystem: writes are atomic renames and
 //! compare-and-swap is serialised by a lock directory (see [`files::Lock`]).
 
 mod config;
+mod counters;
 mod durable;
 mod files;
 mod kv;
@@ -30,7 +39,10 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use std::sync::OnceLock;
+
 use exports::portico::platform::types::Error;
+use portico_storage_format::locality::Locality;
 
 struct Adapter;
 
@@ -56,4 +68,21 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The namespace -> database mapping (`DURABLE_DATABASES`), read once per
+/// instance (each request has its own). Unset or empty: every namespace uses
+/// the default layout. A mistake fails every durable call with a message
+/// naming it, rather than quietly writing data to the wrong place.
+fn locality() -> Result<&'static Locality, Error> {
+    static LOCALITY: OnceLock<Locality> = OnceLock::new();
+    if let Some(locality) = LOCALITY.get() {
+        return Ok(locality);
+    }
+    let text = <Adapter as exports::portico::platform::config::Guest>::get(
+        "durable_databases".to_string(),
+    )?
+    .unwrap_or_default();
+    let locality = Locality::parse(&text).map_err(|err| Error::Other(err.to_string()))?;
+    Ok(LOCALITY.get_or_init(|| locality))
 }

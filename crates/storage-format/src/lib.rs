@@ -5,7 +5,8 @@
 //! keep expiry in a small envelope around each value, and the host's offline
 //! `portico kv` command reads and writes the same bytes. Keeping the formats in
 //! one dependency-free crate is what lets the three agree; nothing here does
-//! I/O.
+//! I/O. The same goes for the counter shard format ([`counters`]) and the
+//! `durable_databases` mapping of namespaces to databases ([`locality`]).
 //!
 //! ```
 //! use portico_storage_format::envelope;
@@ -16,6 +17,8 @@
 //! assert!(!stored.is_live(2_000));
 //! ```
 
+pub mod counters;
 pub mod envelope;
+pub mod locality;
 pub mod names;
 pub mod record;

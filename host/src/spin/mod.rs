@@ -4,7 +4,9 @@
 //!
 //! - [`key_value`]: `fermyon:spin/key-value@2.0.0` (`<data>/sqlite_key_value.db`,
 //!   Spin's own table layout);
-//! - [`sqlite`]: `fermyon:spin/sqlite@2.0.0` (`<data>/sqlite_db.db`);
+//! - [`sqlite`]: `fermyon:spin/sqlite@2.0.0` (`<data>/sqlite_db.db` for
+//!   `default`, `<data>/sqlite_db_<label>.db` for each other database the
+//!   manifest grants);
 //! - [`variables`]: `fermyon:spin/variables@2.0.0` (resolved at startup by
 //!   `crate::variables`).
 //!
@@ -34,18 +36,23 @@ wasmtime::component::bindgen!({
 /// resolved variables.
 pub struct SpinBackend {
     pub(crate) key_value: Mutex<rusqlite::Connection>,
-    pub(crate) database: Mutex<rusqlite::Connection>,
+    pub(crate) databases: sqlite::Opened,
     pub(crate) variables: BTreeMap<String, String>,
 }
 
 impl SpinBackend {
-    /// Opens (creating if needed) the databases under `data_dir`.
-    pub fn open(data_dir: &Path, variables: BTreeMap<String, String>) -> Result<Arc<SpinBackend>> {
+    /// Opens (creating if needed) the key-value store and the granted SQLite
+    /// databases under `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        databases: &sqlite::Databases,
+        variables: BTreeMap<String, String>,
+    ) -> Result<Arc<SpinBackend>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data folder {}", data_dir.display()))?;
         Ok(Arc::new(SpinBackend {
             key_value: Mutex::new(key_value::open(&data_dir.join(key_value::FILE))?),
-            database: Mutex::new(sqlite::open(&data_dir.join(sqlite::FILE))?),
+            databases: sqlite::Opened::open(data_dir, databases)?,
             variables,
         }))
     }

@@ -1,8 +1,18 @@
-//! `fermyon:spin/sqlite@2.0.0` over one SQLite file per data folder.
+//! `fermyon:spin/sqlite@2.0.0` over one SQLite file per database label in
+//! the data folder: `default` is `<data>/sqlite_db.db`, label `X` is
+//! `<data>/sqlite_db_X.db`, each in WAL mode behind its own mutex.
+//!
+//! Like Spin, a component may open only the databases its manifest entry
+//! grants (`sqlite_databases = ["default", "eu"]`); any other label is
+//! `access-denied` when the app defines that database (for another component,
+//! or `default`, which Spin always defines) and `no-such-database` otherwise.
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use portico_storage_format::locality;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use wasmtime::component::Resource;
 
@@ -10,11 +20,75 @@ use super::SpinView;
 use super::fermyon::spin::sqlite::{Error, Host, HostConnection, QueryResult, RowResult, Value};
 
 pub const FILE: &str = "sqlite_db.db";
-/// The only database Portico's manifest grants (`sqlite_databases = ["default"]`).
+/// The database every Spin app has (Portico's manifest grants it).
 pub const DEFAULT_DATABASE: &str = "default";
 
-/// An open connection handle; all handles share the backend's connection.
-pub struct ConnectionHandle;
+/// The file of database `label` in the data folder.
+pub fn file_name(label: &str) -> String {
+    if label == DEFAULT_DATABASE {
+        FILE.to_string()
+    } else {
+        format!("sqlite_db_{label}.db")
+    }
+}
+
+/// The SQLite databases of an app, from its manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Databases {
+    /// The labels granted to the component served (`sqlite_databases`).
+    pub granted: Vec<String>,
+    /// Every label some component of the app names.
+    pub defined: Vec<String>,
+}
+
+/// The open databases a component may use, and the ones it may not.
+pub struct Opened {
+    connections: BTreeMap<String, Mutex<rusqlite::Connection>>,
+    defined: BTreeSet<String>,
+}
+
+impl Opened {
+    /// Opens (creating if needed) each granted database under `data_dir`.
+    pub fn open(data_dir: &Path, databases: &Databases) -> Result<Opened> {
+        let mut connections = BTreeMap::new();
+        for label in &databases.granted {
+            if !locality::is_label(label) {
+                bail!(
+                    "sqlite_databases: {label:?} is not a database label (lower-case letters, digits, `_` and `-`, starting with a letter)"
+                );
+            }
+            let path: PathBuf = data_dir.join(file_name(label));
+            connections.insert(label.clone(), Mutex::new(open(&path)?));
+        }
+        let mut defined: BTreeSet<String> = databases.defined.iter().cloned().collect();
+        defined.insert(DEFAULT_DATABASE.to_string());
+        Ok(Opened {
+            connections,
+            defined,
+        })
+    }
+
+    fn check(&self, label: &str) -> Result<(), Error> {
+        if self.connections.contains_key(label) {
+            Ok(())
+        } else if self.defined.contains(label) {
+            Err(Error::AccessDenied)
+        } else {
+            Err(Error::NoSuchDatabase)
+        }
+    }
+
+    fn get(&self, label: &str) -> Result<&Mutex<rusqlite::Connection>, Error> {
+        self.check(label)?;
+        self.connections.get(label).ok_or(Error::NoSuchDatabase)
+    }
+}
+
+/// An open connection handle: the label of its database, whose one
+/// connection all handles share.
+pub struct ConnectionHandle {
+    label: String,
+}
 
 pub fn open(path: &Path) -> Result<rusqlite::Connection> {
     super::open_sqlite(path)
@@ -71,11 +145,9 @@ impl Host for SpinView<'_> {}
 
 impl HostConnection for SpinView<'_> {
     fn open(&mut self, database: String) -> Result<Resource<ConnectionHandle>, Error> {
-        if database != DEFAULT_DATABASE {
-            return Err(Error::NoSuchDatabase);
-        }
+        self.backend.databases.check(&database)?;
         self.table
-            .push(ConnectionHandle)
+            .push(ConnectionHandle { label: database })
             .map_err(|err| Error::Io(err.to_string()))
     }
 
@@ -85,12 +157,14 @@ impl HostConnection for SpinView<'_> {
         statement: String,
         parameters: Vec<Value>,
     ) -> Result<QueryResult, Error> {
-        self.table
+        let handle = self
+            .table
             .get(&connection)
             .map_err(|_| Error::InvalidConnection)?;
         let db = self
             .backend
-            .database
+            .databases
+            .get(&handle.label)?
             .lock()
             .map_err(|_| Error::Io("database poisoned".into()))?;
         execute(&db, &statement, parameters).map_err(|err| match err {
@@ -106,5 +180,53 @@ impl HostConnection for SpinView<'_> {
     fn drop(&mut self, connection: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
         self.table.delete(connection)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn databases(granted: &[&str], defined: &[&str]) -> Databases {
+        Databases {
+            granted: granted.iter().map(|s| s.to_string()).collect(),
+            defined: defined.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_granted_label_is_a_file_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = Opened::open(
+            dir.path(),
+            &databases(&["default", "eu"], &["default", "eu"]),
+        )
+        .unwrap();
+        assert!(opened.check("default").is_ok());
+        assert!(opened.check("eu").is_ok());
+        assert!(dir.path().join("sqlite_db.db").exists());
+        assert!(dir.path().join("sqlite_db_eu.db").exists());
+    }
+
+    #[test]
+    fn ungranted_is_denied_and_undefined_does_not_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = Opened::open(dir.path(), &databases(&["eu"], &["eu", "us"])).unwrap();
+        assert!(opened.check("eu").is_ok());
+        assert!(matches!(opened.check("us"), Err(Error::AccessDenied)));
+        // Spin always defines `default`; this component was not granted it.
+        assert!(matches!(opened.check("default"), Err(Error::AccessDenied)));
+        assert!(matches!(opened.check("asia"), Err(Error::NoSuchDatabase)));
+        assert!(!dir.path().join("sqlite_db.db").exists());
+    }
+
+    #[test]
+    fn a_label_that_cannot_name_a_file_is_refused_at_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Opened::open(dir.path(), &databases(&["../x"], &[]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("../x"), "{err}");
     }
 }
