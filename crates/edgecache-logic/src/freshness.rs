@@ -38,10 +38,12 @@
 //!   [`Freshness::MustRevalidate`], even with `stale-if-error`.
 //! * Stale responses with `must-revalidate`/`proxy-revalidate` can never be
 //!   served stale (not for swr, sie or max-stale). `s-maxage` implies
-//!   `proxy-revalidate` (5.2.2.10): it blocks the CLIENT's `max-stale`, but the
-//!   origin's own `stale-while-revalidate`/`stale-if-error` in the same
-//!   response still apply (explicit, more specific consent; the common
-//!   `s-maxage=N, stale-while-revalidate=M` CDN idiom).
+//!   `proxy-revalidate` for a shared cache (5.2.2.10), and 4.2.4 names "an
+//!   applicable s-maxage" among the directives that forbid generating a
+//!   stale response, so it blocks `stale-while-revalidate` and
+//!   `stale-if-error` too, even in the same response (the
+//!   `s-maxage=N, stale-while-revalidate=M` idiom some CDNs honour is not
+//!   honoured here; use `max-age` for the shared lifetime to get it).
 //! * A fresh response that fails the client's `max-age`/`min-fresh` gives
 //!   `MustRevalidate`. A request with `min-fresh`, or with `max-age` but no
 //!   `max-stale`, does not want stale content (5.2.1.1), so `within_swr` is
@@ -337,7 +339,7 @@ pub fn evaluate(stored: &StoredMeta, request_headers: &[(String, String)], now: 
             Freshness::MustRevalidate
         };
     }
-    if resp.must_revalidate || resp.proxy_revalidate {
+    if resp.must_revalidate || resp.proxy_revalidate || resp.s_maxage.is_some() {
         return Freshness::MustRevalidate;
     }
     let staleness = age - lifetime;
@@ -350,9 +352,8 @@ pub fn evaluate(stored: &StoredMeta, request_headers: &[(String, String)], now: 
         (a, b) => a.or(b),
     };
     let within_sie = sie.is_some_and(|n| staleness <= n);
-    let within_max_stale = resp.s_maxage.is_none()
-        && req.max_stale.is_some_and(|n| staleness <= n)
-        && req.max_age.is_none_or(|m| age <= m);
+    let within_max_stale =
+        req.max_stale.is_some_and(|n| staleness <= n) && req.max_age.is_none_or(|m| age <= m);
     Freshness::Stale {
         age,
         within_swr,

@@ -707,8 +707,10 @@ fn evaluate_rules() {
         ("max_stale_accepts", meta(200, &cc("max-age=100")), cc("max-stale=20"), 110, stale(110, false, false, true)),
         ("max_stale_exceeded", meta(200, &cc("max-age=100")), cc("max-stale=20"), 121, stale(121, false, false, false)),
         ("bare_max_stale_accepts_any", meta(200, &cc("max-age=100")), cc("max-stale"), 100_000, stale(100_000, false, false, true)),
-        ("s_maxage_blocks_client_max_stale", meta(200, &cc("s-maxage=100")), cc("max-stale=20"), 110, stale(110, false, false, false)),
-        ("s_maxage_keeps_origin_swr", meta(200, &cc("s-maxage=100, stale-while-revalidate=30")), none.clone(), 110, stale(110, true, false, false)),
+        // RFC 9111 5.2.2.10 + 4.2.4: s-maxage implies proxy-revalidate in a shared cache.
+        ("s_maxage_blocks_client_max_stale", meta(200, &cc("s-maxage=100")), cc("max-stale=20"), 110, MustRevalidate),
+        ("s_maxage_forbids_origin_swr", meta(200, &cc("s-maxage=100, stale-while-revalidate=30")), none.clone(), 110, MustRevalidate),
+        ("s_maxage_forbids_stale_if_error", meta(200, &cc("s-maxage=100, stale-if-error=60")), none.clone(), 110, MustRevalidate),
         ("request_max_age_disables_swr", meta(200, &cc("max-age=100, stale-while-revalidate=30")), cc("max-age=600"), 110, stale(110, false, false, false)),
         ("request_min_fresh_disables_swr", meta(200, &cc("max-age=100, stale-while-revalidate=30")), cc("min-fresh=1"), 110, stale(110, false, false, false)),
         // lifetime = 10000 / 10 = 1000
