@@ -17,8 +17,10 @@
 pub mod assets_sync;
 pub mod build;
 pub mod compose;
+pub mod hop_by_hop;
 pub mod kv;
 pub mod publish;
+pub mod schedule;
 pub mod serve;
 pub mod spin;
 pub mod variables;

@@ -113,6 +113,10 @@ struct ServeArgs {
     /// Where compiled components are cached; default: <data>/cache.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Call maintenance tasks on timers: "sweep-expired=5m,warm-cache=1m"
+    /// (needs the maintenance_token variable).
+    #[arg(long)]
+    schedule: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -479,6 +483,11 @@ fn serve_options(
         data,
         component,
         variables,
+        sqlite_databases: app.sqlite_databases().clone(),
+        schedule: match &args.schedule {
+            Some(spec) => portico::schedule::parse(spec)?,
+            None => Vec::new(),
+        },
     })
 }
 

@@ -57,6 +57,10 @@ pub struct ServeOptions {
     pub cache_dir: PathBuf,
     /// The component's variables (already resolved).
     pub variables: BTreeMap<String, String>,
+    /// The SQLite databases the manifest defines and grants (`--target spin`).
+    pub sqlite_databases: crate::spin::sqlite::Databases,
+    /// Maintenance tasks to call on timers (`--schedule`).
+    pub schedule: Vec<crate::schedule::Job>,
 }
 
 /// Per-request store data.
@@ -65,6 +69,7 @@ struct RequestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     spin: Option<Arc<SpinBackend>>,
+    hooks: crate::hop_by_hop::ProxyHooks,
 }
 
 impl WasiView for RequestState {
@@ -81,7 +86,7 @@ impl WasiHttpView for RequestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -170,7 +175,11 @@ fn prepare(options: &ServeOptions) -> Result<Server> {
     let spin = match options.target {
         Target::Spin => {
             crate::spin::add_to_linker(&mut linker)?;
-            Some(SpinBackend::open(&options.data, options.variables.clone())?)
+            Some(SpinBackend::open(
+                &options.data,
+                &options.sqlite_databases,
+                options.variables.clone(),
+            )?)
         }
         Target::Wasi => None,
     };
@@ -238,6 +247,7 @@ impl Server {
         mut request: hyper::Request<hyper::body::Incoming>,
         client: SocketAddr,
     ) -> Result<HostResponse> {
+        crate::hop_by_hop::strip_connection_fields(request.headers_mut());
         if self.target == Target::Spin {
             // What Spin's HTTP trigger tells a component about the request.
             let headers = request.headers_mut();
@@ -254,6 +264,7 @@ impl Server {
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 spin: self.spin.clone(),
+                hooks: Default::default(),
             },
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -333,6 +344,23 @@ async fn shutdown_signal() {
 /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish (up to
 /// five seconds).
 pub async fn serve(options: ServeOptions) -> Result<()> {
+    // A schedule without its token is a configuration mistake: say so
+    // before serving anything.
+    let schedule_token = if options.schedule.is_empty() {
+        None
+    } else {
+        Some(
+            options
+                .variables
+                .get("maintenance_token")
+                .filter(|t| !t.trim().is_empty())
+                .cloned()
+                .context(
+                    "--schedule calls /admin/maintenance/* with the maintenance_token variable; \
+                     give it a value (e.g. --var maintenance_token=...)",
+                )?,
+        )
+    };
     let server = Arc::new(prepare(&options)?);
     let listener = TcpListener::bind(options.listen)
         .await
@@ -346,6 +374,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             Target::Wasi => "wasi",
         }
     );
+    if let Some(token) = schedule_token {
+        crate::schedule::spawn(format!("http://{address}"), token, options.schedule.clone());
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

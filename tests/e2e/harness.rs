@@ -96,6 +96,8 @@ pub struct HostConfig {
     pub manifest: PathBuf,
     pub vars: Vec<(String, String)>,
     pub data: PathBuf,
+    /// Further `portico serve` arguments (e.g. `--schedule`).
+    pub args: Vec<String>,
 }
 
 impl HostConfig {
@@ -107,6 +109,7 @@ impl HostConfig {
             manifest: workspace().join("spin.toml"),
             vars: vec![("jwt_secret".into(), JWT_SECRET.into())],
             data: data.to_path_buf(),
+            args: Vec::new(),
         }
     }
 
@@ -118,6 +121,7 @@ impl HostConfig {
             manifest: workspace().join("tests/fixtures/platform-probe/spin.toml"),
             vars: vec![("api_token".into(), API_TOKEN.into())],
             data: data.to_path_buf(),
+            args: Vec::new(),
         }
     }
 
@@ -144,6 +148,7 @@ impl HostConfig {
         for (name, value) in &self.vars {
             command.arg("--var").arg(format!("{name}={value}"));
         }
+        command.args(&self.args);
         command
     }
 }

@@ -27,8 +27,13 @@ macro_rules! on_both_targets {
 mod artifacts;
 mod assets;
 mod auth;
+mod browser;
 mod cli;
+mod cors;
 mod flags;
 mod gateway;
+mod operations;
+mod origin;
 mod platform;
 mod ratelimit;
+mod upstream;

@@ -108,21 +108,24 @@ fn keys_are_independent_and_refill_at_the_gcra_rate(target: Target) {
     let host = app_with(
         target,
         data.path(),
-        &[("rate_limit_policies", "default=2/1s")],
+        // A window long enough that a loaded machine's request latency
+        // cannot pass for refill time.
+        &[("rate_limit_policies", "default=2/4s")],
     );
     let url = format!("{}/api/config", host.url);
     let agent = client();
     let statuses = |ip: &str, n: usize| -> Vec<u16> {
         (0..n).map(|_| get_as(&agent, &url, ip).status).collect()
     };
+    let start = std::time::Instant::now();
     assert_eq!(statuses("192.0.2.1", 3), [200, 200, 429]);
     // Another client is unaffected.
     assert_eq!(statuses("192.0.2.2", 3), [200, 200, 429]);
-    // One request is emitted every 500 ms: after 600 ms exactly one more.
-    std::thread::sleep(Duration::from_millis(600));
+    // One request is emitted every 2 s: 2.4 s after the burst, exactly one more.
+    std::thread::sleep(Duration::from_millis(2400).saturating_sub(start.elapsed()));
     assert_eq!(statuses("192.0.2.1", 2), [200, 429]);
     // After a full window the burst is back.
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(4400));
     assert_eq!(statuses("192.0.2.1", 3), [200, 200, 429]);
 }
 

@@ -19,7 +19,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::portico::assets::store::{Guest, ObjectInfo, PutOptions, PutOutcome};
+use exports::portico::assets::store::{Compaction, Guest, ObjectInfo, PutOptions, PutOutcome};
 use portico::types::http::{Problem, Request, Response};
 use portico_assets_logic::conditional::{Condition, Preconditions};
 use portico_assets_logic::media;
@@ -103,5 +103,14 @@ impl Guest for Assets {
 
     fn list(prefix: String) -> Result<Vec<ObjectInfo>, Problem> {
         Ok(objects::list(&prefix)?.iter().map(info).collect())
+    }
+
+    fn compact(cursor: Option<String>, max: u32) -> Result<Compaction, Problem> {
+        let done = objects::compact(cursor.as_deref(), max)?;
+        Ok(Compaction {
+            scanned: done.scanned,
+            removed: done.removed,
+            next: done.next,
+        })
     }
 }

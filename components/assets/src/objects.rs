@@ -12,7 +12,9 @@
 //!   again from the new manifest, so a response is always one whole version.
 //! - A range read loads only the chunks that overlap it.
 
-use portico_assets_logic::layout::{CHUNK_BYTES, MANIFEST_PREFIX, chunk_key, manifest_key};
+use portico_assets_logic::layout::{
+    CHUNK_BYTES, CHUNK_PREFIX, MANIFEST_PREFIX, chunk_key, manifest_key,
+};
 pub use portico_assets_logic::layout::{MAX_PATH_BYTES, Manifest};
 
 use crate::portico::platform::kv;
@@ -201,4 +203,58 @@ pub fn list(prefix: &str) -> Result<Vec<Manifest>, Problem> {
         }
     }
     Ok(out)
+}
+
+/// Uploads younger than this may still be writing their chunks.
+const COMPACT_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The start time encoded in an upload id (`<sha prefix>-<nanos hex>`).
+fn upload_started(upload: &str) -> Option<std::time::Duration> {
+    let nanos = u128::from_str_radix(upload.rsplit('-').next()?, 16).ok()?;
+    Some(std::time::Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
+}
+
+/// What [`compact`] did.
+pub struct Compaction {
+    pub scanned: u32,
+    pub removed: u32,
+    pub next: Option<String>,
+}
+
+/// Deletes orphaned chunks among the first `max` chunk keys after `cursor`.
+pub fn compact(cursor: Option<&str>, max: u32) -> Result<Compaction, Problem> {
+    let referenced: std::collections::HashSet<String> =
+        list("")?.into_iter().map(|m| m.upload).collect();
+    let keys = kv::list_keys(CHUNK_PREFIX).map_err(problems::storage)?;
+    let pending: Vec<&String> = keys
+        .iter()
+        .filter(|key| cursor.is_none_or(|c| key.as_str() > c))
+        .collect();
+    let max = max.max(1) as usize;
+    let now = now();
+    let mut done = Compaction {
+        scanned: 0,
+        removed: 0,
+        next: None,
+    };
+    for key in pending.iter().take(max) {
+        done.scanned += 1;
+        let upload = key[CHUNK_PREFIX.len()..]
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let young = upload_started(upload)
+            .is_none_or(|started| now.saturating_sub(started) < COMPACT_MIN_AGE);
+        if referenced.contains(upload) || young {
+            continue;
+        }
+        kv::delete(key).map_err(problems::storage)?;
+        done.removed += 1;
+    }
+    if pending.len() > max {
+        done.next = pending.get(max - 1).map(|k| k.to_string());
+    }
+    Ok(done)
 }

@@ -5,6 +5,7 @@ use crate::http::{Request, Response};
 use crate::middleware::auth::{Authenticate, Authorize, Verified};
 use crate::middleware::cors::{self, Cors, CorsConfig};
 use crate::middleware::csrf::Csrf;
+use crate::middleware::observe::Observe;
 use crate::middleware::rate_limit::{Decision, RateLimit};
 use crate::middleware::request_id::RequestId;
 use crate::middleware::security::{self, SecurityHeaders};
@@ -47,6 +48,16 @@ fn routes() -> Router {
             method: "GET",
             pattern: Pattern::Prefix("/assets/"),
             handler: assets::get,
+        },
+        Route {
+            method: "GET",
+            pattern: Pattern::Exact("/admin/metrics"),
+            handler: crate::routes::metrics::get,
+        },
+        Route {
+            method: "POST",
+            pattern: Pattern::Prefix("/admin/maintenance/"),
+            handler: crate::routes::maintenance::run,
         },
         Route {
             method: "GET",
@@ -218,13 +229,34 @@ pub fn handle(request: Request) -> Response {
     };
     let authorize = Authorize {
         protected_prefixes: protected_prefixes(),
+        maintenance_token: setting("maintenance_token"),
     };
     let security_headers = SecurityHeaders {
         csp: setting("content_security_policy").unwrap_or_else(|| security::DEFAULT_CSP.into()),
-        // An explicitly empty value turns HSTS off; unset means the default.
-        hsts: match variables::get("strict_transport_security") {
-            Ok(Some(value)) => value.trim().to_string(),
-            _ => security::DEFAULT_HSTS.into(),
+        // `off` turns HSTS off (platforms read an empty variable as unset).
+        hsts: match setting("strict_transport_security") {
+            Some(value) if value.trim().eq_ignore_ascii_case("off") => String::new(),
+            Some(value) => value.trim().to_string(),
+            None => security::DEFAULT_HSTS.into(),
+        },
+    };
+    let observe = Observe {
+        monotonic_ms: || wasip2::clocks::monotonic_clock::now() as f64 / 1e6,
+        wall_ms: || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        },
+        random: random_id,
+        log: |line| eprintln!("{line}"),
+        record: |deltas| {
+            crate::background::defer(move || {
+                let _ = crate::portico::platform::counters::add(
+                    crate::observe::metrics::NAMESPACE,
+                    &deltas,
+                );
+            })
         },
     };
     let cors = Cors { load: cors_config };
@@ -232,8 +264,9 @@ pub fn handle(request: Request) -> Response {
     // The order of the chain: headers every answer needs, then CORS (which
     // answers preflights itself), the cross-site check, who is asking, how
     // much they may ask, and only then whether they may ask for this.
-    let layers: [&dyn Middleware; 7] = [
+    let layers: [&dyn Middleware; 8] = [
         &request_id,
+        &observe,
         &security_headers,
         &cors,
         &csrf,

@@ -14,6 +14,8 @@ pub mod background;
 pub mod cookie;
 pub mod http;
 pub mod middleware;
+pub mod observe;
+pub mod personalise;
 pub mod problem;
 pub mod redirect;
 pub mod router;

@@ -89,8 +89,17 @@ impl Router {
             )
             .with_header("allow", &allow));
         };
+        crate::observe::note(|n| n.route = Some(route_label(route)));
         let response = (route.handler)(request)?;
         Ok(without_body_for_head(response, is_head))
+    }
+}
+
+/// The route's pattern as a metrics label (`/assets/*` for a prefix).
+fn route_label(route: &Route) -> String {
+    match route.pattern {
+        Pattern::Exact(path) => path.to_string(),
+        Pattern::Prefix(prefix) => format!("{prefix}*"),
     }
 }
 

@@ -64,11 +64,23 @@ pub fn client_key(request: &Request, trusted_header: Option<&str>) -> String {
 
 impl Middleware for RateLimit {
     fn handle(&self, request: Request, next: Next<'_>) -> Response {
+        let key = client_key(&request, self.trusted_header.as_deref());
+        crate::observe::note(|n| n.client = Some(key.clone()));
         if self.exempt.contains(&request.path.as_str()) {
+            crate::observe::note(|n| n.rate_limit = Some("exempt".into()));
             return next.run(request);
         }
-        let key = client_key(&request, self.trusted_header.as_deref());
-        match (self.check)(&key, &request.path) {
+        let decision = (self.check)(&key, &request.path);
+        crate::observe::note(|n| match &decision {
+            Ok(Some(d)) if d.allowed => n.rate_limit = Some("allowed".into()),
+            Ok(Some(d)) => {
+                n.rate_limit = Some("limited".into());
+                n.limited_policy = Some(d.policy.clone());
+            }
+            Ok(None) => n.rate_limit = Some("unlimited".into()),
+            Err(_) => n.rate_limit = Some("error".into()),
+        });
+        match decision {
             Ok(Some(decision)) if decision.allowed => {
                 let mut response = next.run(request);
                 response.headers.extend(decision.headers);

@@ -74,6 +74,7 @@ pub fn site(request: &Request) -> Option<Result<Response, Problem>> {
     if root.is_empty() {
         return None;
     }
+    crate::observe::note(|n| n.route = Some("site".into()));
     Some(serve(&root, &request.path, request))
 }
 

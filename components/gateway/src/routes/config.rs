@@ -13,6 +13,22 @@ use crate::problem::Problem;
 const ANONYMOUS_COOKIE: &str = "pid";
 const ANONYMOUS_MAX_AGE: u64 = 365 * 24 * 3600;
 
+/// The trusted header carrying the client's country (`country_header`).
+pub fn country_header() -> Option<String> {
+    crate::portico::platform::config::get("country_header")
+        .ok()
+        .flatten()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+}
+
+/// The OFREP request body evaluating flags for this caller: the targeting
+/// key plus the edge's context (country, device, language, roles).
+pub fn ofrep_request(request: &Request, key: &str) -> String {
+    let context = crate::personalise::context(request, key, country_header().as_deref());
+    json!({ "context": context }).to_string()
+}
+
 /// The targeting key of the caller, and the cookie to set if it is new.
 pub fn targeting_key(request: &Request) -> (String, Option<String>) {
     if let Auth::Authenticated(session) = &request.auth {
@@ -38,8 +54,7 @@ pub fn targeting_key(request: &Request) -> (String, Option<String>) {
 
 pub fn get(request: &Request) -> Result<Response, Problem> {
     let (key, new_cookie) = targeting_key(request);
-    let ofrep_request = json!({ "context": { "targetingKey": key } }).to_string();
-    let reply = flags::evaluate_all(&ofrep_request).map_err(Problem::from)?;
+    let reply = flags::evaluate_all(&ofrep_request(request, &key)).map_err(Problem::from)?;
     let bulk: Value = serde_json::from_str(&reply.body).map_err(|err| {
         Problem::new(
             500,
@@ -53,6 +68,14 @@ pub fn get(request: &Request) -> Result<Response, Problem> {
         let Some(name) = flag["key"].as_str() else {
             continue;
         };
+        crate::observe::note(|n| {
+            if let Some(reason) = flag["reason"].as_str() {
+                n.flag_reasons.push(reason.to_string());
+            }
+            if let Some(variant) = flag["variant"].as_str() {
+                n.variants.insert(name.to_string(), variant.to_string());
+            }
+        });
         let mut entry = flag.clone();
         if let Value::Object(members) = &mut entry {
             members.remove("key");
@@ -68,7 +91,10 @@ pub fn get(request: &Request) -> Result<Response, Problem> {
 pub fn personalised(body: Value, new_cookie: Option<String>) -> Response {
     let mut response = Response::json(200, body.to_string())
         .with_header("cache-control", "private, no-store")
-        .with_header("vary", "cookie, authorization");
+        .with_header(
+            "vary",
+            &crate::personalise::vary_fields(country_header().as_deref()),
+        );
     if let Some(cookie) = new_cookie {
         response = response.with_header("set-cookie", &cookie);
     }

@@ -10,7 +10,26 @@ use crate::routes::config::{personalised, targeting_key};
 
 const OFREP_SINGLE: &str = "/ofrep/v1/evaluate/flags/";
 
+/// Notes the evaluation reasons of an OFREP answer (single or bulk).
+fn note_reasons(body: &str) {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return;
+    };
+    let answers = match value["flags"].as_array() {
+        Some(flags) => flags.clone(),
+        None => vec![value],
+    };
+    crate::observe::note(|n| {
+        n.flag_reasons.extend(
+            answers
+                .iter()
+                .filter_map(|a| a["reason"].as_str().map(str::to_string)),
+        )
+    });
+}
+
 fn ofrep_response(reply: Reply) -> Response {
+    note_reasons(&reply.body);
     let mut response =
         Response::json(reply.status, reply.body).with_header("cache-control", "no-store");
     if let Some(etag) = reply.etag {
@@ -55,8 +74,11 @@ pub fn evaluate_all(request: &Request) -> Result<Response, Problem> {
 pub fn ab_variant(request: &Request) -> Result<Response, Problem> {
     let experiment = request.path.trim_start_matches("/api/ab/");
     let (key, new_cookie) = targeting_key(request);
-    let ofrep_request = json!({ "context": { "targetingKey": key } }).to_string();
-    let reply = flags::evaluate(experiment, &ofrep_request).map_err(Problem::from)?;
+    let reply = flags::evaluate(
+        experiment,
+        &crate::routes::config::ofrep_request(request, &key),
+    )
+    .map_err(Problem::from)?;
     if reply.status != 200 {
         let detail: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
         let status = if reply.status == 404 { 404 } else { 400 };
@@ -73,6 +95,15 @@ pub fn ab_variant(request: &Request) -> Result<Response, Problem> {
         ));
     }
     let result: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+    crate::observe::note(|n| {
+        if let Some(reason) = result["reason"].as_str() {
+            n.flag_reasons.push(reason.to_string());
+        }
+        if let Some(variant) = result["variant"].as_str() {
+            n.variants
+                .insert(experiment.to_string(), variant.to_string());
+        }
+    });
     let body = json!({
         "experiment": experiment,
         "targetingKey": key,

@@ -6,4 +6,6 @@ pub mod assets;
 pub mod config;
 pub mod flags;
 pub mod health;
+pub mod maintenance;
+pub mod metrics;
 pub mod session;

@@ -6,7 +6,8 @@
 //! KV key keeps its first 150 bytes and appends a hash. A variant lives
 //! at `<key> v<hash>` (a space never appears in a request target).
 
-use portico_edgecache_logic::vary;
+use portico_edgecache_logic::cache_control::response_directives;
+use portico_edgecache_logic::{freshness, vary};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -112,6 +113,30 @@ pub fn lookup(uri: &str, request_headers: &[(String, String)]) -> Lookup {
     }
 }
 
+/// How long after it stops being usable an entry is kept for revalidation
+/// (a `304` is cheaper than a full response) before the KV TTL drops it.
+const REVALIDATION_GRACE_SECS: u64 = 86_400;
+
+/// The KV TTL of an entry: its remaining freshness, plus its
+/// stale-while-revalidate / stale-if-error window, plus the grace period,
+/// so `sweep-expired` reclaims entries nobody can use any more.
+fn ttl_ms(entry: &Entry) -> u64 {
+    let now = entry.response_time;
+    let rd = response_directives(&entry.headers);
+    let lifetime = freshness::freshness_lifetime(entry.status, &entry.headers).unwrap_or(0);
+    let age = freshness::current_age(&entry.headers, entry.request_time, entry.response_time, now);
+    let window = rd
+        .cc
+        .stale_while_revalidate
+        .unwrap_or(0)
+        .max(rd.cc.stale_if_error.unwrap_or(0));
+    lifetime
+        .saturating_sub(age)
+        .saturating_add(window)
+        .saturating_add(REVALIDATION_GRACE_SECS)
+        .saturating_mul(1000)
+}
+
 /// Stores `entry` as the latest response for its URI (and as the variant
 /// for its secondary key, when it varies). Failures are logged: a cache
 /// that cannot write still serves.
@@ -123,7 +148,7 @@ pub fn store(entry: &Entry) {
         keys.push(variant_key(&primary, &entry.secondary));
     }
     for key in keys {
-        if let Err(err) = kv::set(&key, &bytes, None) {
+        if let Err(err) = kv::set(&key, &bytes, Some(ttl_ms(entry))) {
             eprintln!("cache: could not store {:?}: {err:?}", entry.uri);
         }
     }

@@ -77,7 +77,8 @@ pub fn request_headers(
                 }
             }
             "x-forwarded-for" => forwarded_for = Some(value),
-            n if n.starts_with(IDENTITY_PREFIX) || n.starts_with("spin-") => {}
+            n if n.starts_with(IDENTITY_PREFIX) || n.starts_with("spin-") || n == "traceparent" => {
+            }
             _ => headers.push((name, value)),
         }
     }
@@ -96,6 +97,10 @@ pub fn request_headers(
     headers.push(("x-forwarded-proto".into(), "http".into()));
     if let Some(id) = request.context.get("request_id") {
         headers.push(("x-request-id".into(), id.clone()));
+    }
+    // This request's span is the parent of the origin's.
+    if let Some(traceparent) = request.context.get("traceparent") {
+        headers.push(("traceparent".into(), traceparent.clone()));
     }
     if let Auth::Authenticated(session) = &request.auth {
         if route.forward.iter().any(|f| f == "subject") {

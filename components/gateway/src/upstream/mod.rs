@@ -35,7 +35,7 @@ fn variants(route: &config::Route, request: &Request) -> Vec<(String, String)> {
     // The anonymous cookie is minted by the pages that show variants; an
     // upstream request without one is evaluated under a throwaway key.
     let (key, _) = targeting_key(request);
-    let context = json!({ "context": { "targetingKey": key } }).to_string();
+    let context = crate::routes::config::ofrep_request(request, &key);
     route
         .variants
         .iter()
@@ -56,7 +56,9 @@ pub fn route(request: &Request) -> Option<Result<Response, Problem>> {
         Err(problem) => return Some(Err(problem)),
     };
     let route = upstreams.route_for(&request.path)?;
+    crate::observe::note(|n| n.route = Some(format!("upstream:{}", route.name)));
     let variants = variants(route, request);
+    crate::observe::note(|n| n.variants.extend(variants.iter().cloned()));
     Some(Ok(proxy::handle(route, request, &variants)))
 }
 

@@ -128,7 +128,11 @@ pub fn fetch(route: &Route, outgoing: &Outgoing) -> Result<Fetched, Failure> {
         ));
         result = client::fetch(&route.target, outgoing, route.timeout_ms);
     }
-    breaker::report(route, !is_failure(&result), now_secs());
+    let failed = is_failure(&result);
+    if failed {
+        crate::observe::note(|n| n.upstream_failures.push(route.name.clone()));
+    }
+    breaker::report(route, !failed, now_secs());
     result.map_err(Failure::Fetch)
 }
 
