@@ -16,7 +16,7 @@ use portico::serve::Target;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Host, HostConfig, Reply, client, data_dir, get};
+use crate::harness::{Host, Reply, client, data_dir, get};
 
 const ADMIN: &str = "root";
 const ADMIN_PASSWORD: &str = "root-password-1";
@@ -177,17 +177,7 @@ struct App {
 
 fn start(target: Target, name: &str, vars: &[(&str, &str)]) -> App {
     let data = data_dir(name);
-    let mut config = HostConfig::app(target, data.path());
-    config.vars.push((
-        "bootstrap_admin".into(),
-        format!("{ADMIN}:{ADMIN_PASSWORD}"),
-    ));
-    config
-        .vars
-        .push(("password_iterations".into(), "1000".into()));
-    config
-        .vars
-        .push(("rate_limit_policies".into(), "default=1000000/1s".into()));
+    let mut config = crate::harness::app_with_admin(target, data.path(), ADMIN, ADMIN_PASSWORD);
     for (name, value) in vars {
         config.vars.push(((*name).into(), (*value).into()));
     }
@@ -202,22 +192,7 @@ fn start(target: Target, name: &str, vars: &[(&str, &str)]) -> App {
 
 /// Logs in and returns the session token (from the `session` cookie).
 fn session(host: &Host, username: &str, password: &str) -> String {
-    let login = Reply::from(
-        client()
-            .post(&format!("{}/api/login", host.url))
-            .send(json!({"username": username, "password": password}).to_string())
-            .unwrap(),
-    );
-    assert_eq!(login.status, 200, "login {username}: {}", login.text());
-    let cookie = login.header("set-cookie").expect("login sets a cookie");
-    cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .trim()
-        .strip_prefix("session=")
-        .expect("session cookie")
-        .to_string()
+    crate::harness::login_token(host, username, password)
 }
 
 impl App {

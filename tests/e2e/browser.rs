@@ -283,23 +283,7 @@ fn flag_definitions() -> serde_json::Value {
 
 /// Logs in with JSON and returns the session token.
 fn session(host: &Host) -> String {
-    let login = Reply::from(
-        client()
-            .post(&format!("{}/api/login", host.url))
-            .header("content-type", "application/json")
-            .send(json!({"username": ADMIN, "password": ADMIN_PASSWORD}).to_string())
-            .unwrap(),
-    );
-    assert_eq!(login.status, 200, "admin login: {}", login.text());
-    let cookie = login.header("set-cookie").expect("login sets a cookie");
-    cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .trim()
-        .strip_prefix("session=")
-        .expect("session cookie")
-        .to_string()
+    crate::harness::login_token(host, ADMIN, ADMIN_PASSWORD)
 }
 
 fn screenshot_dir() -> PathBuf {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use portico::serve::Target;
 use serde_json::{Value, json};
 
-use crate::harness::{Host, HostConfig, Reply, client, data_dir, get, workspace};
+use crate::harness::{Host, Reply, client, data_dir, get, workspace};
 
 const ADMIN: &str = "root";
 const ADMIN_PASSWORD: &str = "root-password-1";
@@ -22,17 +22,7 @@ struct App {
 
 fn start(target: Target) -> App {
     let data = data_dir("flags");
-    let mut config = HostConfig::app(target, data.path());
-    config.vars.push((
-        "bootstrap_admin".into(),
-        format!("{ADMIN}:{ADMIN_PASSWORD}"),
-    ));
-    config
-        .vars
-        .push(("password_iterations".into(), "1000".into()));
-    config
-        .vars
-        .push(("rate_limit_policies".into(), "default=1000000/1s".into()));
+    let config = crate::harness::app_with_admin(target, data.path(), ADMIN, ADMIN_PASSWORD);
     let host = Host::start(&config);
     let login = Reply::from(
         client()

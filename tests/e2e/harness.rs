@@ -333,3 +333,39 @@ pub fn portico_kv(target: Target, data: &Path, args: &[&str]) -> std::process::O
         .output()
         .expect("run portico kv")
 }
+
+/// Logs `username` in with the JSON login and returns the session token
+/// (the `session` cookie's value).
+pub fn login_token(host: &Host, username: &str, password: &str) -> String {
+    let login = Reply::from(
+        client()
+            .post(&format!("{}/api/login", host.url))
+            .header("content-type", "application/json")
+            .send(serde_json::json!({"username": username, "password": password}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(login.status, 200, "login {username}: {}", login.text());
+    let cookie = login.header("set-cookie").expect("login sets a cookie");
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .strip_prefix("session=")
+        .expect("session cookie")
+        .to_string()
+}
+
+/// The app with an admin created at first login, cheap password hashing
+/// and a rate limit no test reaches.
+pub fn app_with_admin(target: Target, data: &Path, admin: &str, password: &str) -> HostConfig {
+    let mut config = HostConfig::app(target, data);
+    for (name, value) in [
+        ("bootstrap_admin", format!("{admin}:{password}")),
+        ("password_iterations", "1000".to_string()),
+        ("rate_limit_policies", "default=1000000/1s".to_string()),
+    ] {
+        config.vars.push((name.into(), value));
+    }
+    config
+}

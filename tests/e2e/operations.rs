@@ -17,28 +17,15 @@ const ADMIN_PASSWORD: &str = "ops-Password-7q";
 const MAINTENANCE_TOKEN: &str = "maint-6a1f0c2e9d";
 
 fn config(target: Target, data: &Path) -> HostConfig {
-    let mut config = HostConfig::app(target, data);
-    for (name, value) in [
-        ("bootstrap_admin", format!("root:{ADMIN_PASSWORD}")),
-        ("password_iterations", "1000".to_string()),
-        ("rate_limit_policies", "default=1000000/1s".to_string()),
-        ("maintenance_token", MAINTENANCE_TOKEN.to_string()),
-    ] {
-        config.vars.push((name.into(), value));
-    }
+    let mut config = crate::harness::app_with_admin(target, data, "root", ADMIN_PASSWORD);
+    config
+        .vars
+        .push(("maintenance_token".into(), MAINTENANCE_TOKEN.into()));
     config
 }
 
 fn login(host: &Host) -> String {
-    let reply = Reply::from(
-        client()
-            .post(&format!("{}/api/login", host.url))
-            .send(json!({"username": "root", "password": ADMIN_PASSWORD}).to_string())
-            .unwrap(),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let cookie = reply.header("set-cookie").unwrap();
-    cookie.split(';').next().unwrap()["session=".len()..].to_string()
+    crate::harness::login_token(host, "root", ADMIN_PASSWORD)
 }
 
 fn admin(host: &Host, token: &str, method: &str, path: &str, body: Option<Value>) -> Reply {

@@ -129,22 +129,25 @@ pub fn conditional_headers(stored_response_headers: &[(String, String)]) -> Vec<
     out
 }
 
+/// Request fields that make a request conditional or partial: a cache
+/// fetching whole representations for itself drops the client's.
+pub const CONDITIONAL_REQUEST_FIELDS: &[&str] = &[
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
+
 /// The client's request headers turned into the cache's revalidation request.
 pub fn revalidation_request(
     client_request_headers: &[(String, String)],
     stored_response_headers: &[(String, String)],
 ) -> Vec<(String, String)> {
-    const DROP: &[&str] = &[
-        "if-none-match",
-        "if-modified-since",
-        "if-match",
-        "if-unmodified-since",
-        "if-range",
-        "range",
-    ];
     let mut out: Vec<(String, String)> = strip_unstorable(client_request_headers)
         .into_iter()
-        .filter(|(n, _)| !in_list(DROP, n))
+        .filter(|(n, _)| !in_list(CONDITIONAL_REQUEST_FIELDS, n))
         .collect();
     out.extend(conditional_headers(stored_response_headers));
     out

@@ -129,9 +129,9 @@ pub fn aggregate(request: &Request) -> Result<Response, Problem> {
             headers: forward::request_headers(&sub, &route, &variants),
             body: Vec::new(),
         };
-        outgoing
-            .headers
-            .retain(|(n, _)| !n.starts_with("if-") && n != "range");
+        outgoing.headers.retain(|(n, _)| {
+            !portico_edgecache_logic::validation::CONDITIONAL_REQUEST_FIELDS.contains(&n.as_str())
+        });
         let uri = proxy::cache_uri(&sub);
         if route.cache
             && let Lookup::Found(entry) = cache::lookup(&uri, &outgoing.headers)

@@ -22,17 +22,6 @@ const BACKOFF_BASE_MS: u64 = 50;
 const BACKOFF_CAP_MS: u64 = 1_000;
 /// How long one background revalidation may hold its URI's lease.
 const REVALIDATION_LEASE_MS: u64 = 30_000;
-/// Request fields that make a forward conditional or partial: the cache
-/// fetches whole representations and answers those itself.
-const CONDITIONAL: [&str; 6] = [
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "if-range",
-    "range",
-];
-
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -383,7 +372,7 @@ pub fn handle(route: &Route, request: &Request, variants: &[(String, String)]) -
     outgoing.method = "GET".into();
     outgoing
         .headers
-        .retain(|(n, _)| !CONDITIONAL.contains(&n.as_str()));
+        .retain(|(n, _)| !validation::CONDITIONAL_REQUEST_FIELDS.contains(&n.as_str()));
     let answer = |fetched: Fetched, request_time: u64, status: CacheStatus| {
         let response = forwarded(&uri, &outgoing, fetched, request_time, false, status);
         finish_for_client(response, request)
