@@ -102,7 +102,12 @@ impl Guest for Adapter {
             if removed >= max {
                 break;
             }
-            let entry = entry.map_err(|e| crate::io_error("sweep", e))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                // Removed by a concurrent sweep between listing and reading.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(crate::io_error("sweep", err)),
+            };
             // Record files only: lock directories and foreign files are skipped.
             let is_record = entry.file_type().is_ok_and(|t| t.is_file())
                 && entry

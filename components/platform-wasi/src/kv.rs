@@ -77,7 +77,12 @@ impl Guest for Adapter {
         };
         let mut candidates = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| crate::io_error("sweep", e))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                // Removed by a concurrent sweep between listing and reading.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(crate::io_error("sweep", err)),
+            };
             let Some(key) = entry.file_name().to_str().and_then(names::from_file_name) else {
                 continue;
             };
