@@ -300,12 +300,24 @@ impl Server {
     }
 }
 
-/// The answer when the component traps or fails: a problem, never a bare 500.
+/// The answer when the component traps or fails: a problem, never a bare
+/// 500. Running out of instance slots is overload, not failure: `503` with
+/// `Retry-After`, so clients back off instead of reporting a bug.
 fn host_problem(err: &anyhow::Error) -> HostResponse {
+    let overloaded = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+    });
+    let (status, kind, title) = if overloaded {
+        (503, "overloaded", "Too many requests in flight")
+    } else {
+        (500, "component-failure", "The component failed")
+    };
     let body = serde_json::json!({
-        "type": "https://portico.dev/problems#component-failure",
-        "title": "The component failed",
-        "status": 500,
+        "type": format!("https://portico.dev/problems#{kind}"),
+        "title": title,
+        "status": status,
         "detail": format!("{err:#}"),
     })
     .to_string();
@@ -314,11 +326,18 @@ fn host_problem(err: &anyhow::Error) -> HostResponse {
         .boxed_unsync();
     let body: HostBody = body;
     let mut response = hyper::Response::new(body);
-    *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/problem+json"),
     );
+    if overloaded {
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+    }
     response
 }
 

@@ -250,13 +250,14 @@ pub fn handle(request: Request) -> Response {
         },
         random: random_id,
         log: |line| eprintln!("{line}"),
+        // Before the response leaves: a write deferred past it would let a
+        // client at full speed pile up instances still writing metrics.
         record: |deltas| {
-            crate::background::defer(move || {
-                let _ = crate::portico::platform::counters::add(
-                    crate::observe::metrics::NAMESPACE,
-                    &deltas,
-                );
-            })
+            if let Err(err) =
+                crate::portico::platform::counters::add(crate::observe::metrics::NAMESPACE, &deltas)
+            {
+                eprintln!("metrics: counters not updated: {err:?}");
+            }
         },
     };
     let cors = Cors { load: cors_config };

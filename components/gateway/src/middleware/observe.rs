@@ -1,7 +1,8 @@
 //! The observing layer: starts the request's trace span, times it, and once
-//! the response exists writes its access-log line and adds its metrics. The
-//! storage write happens after the response is sent (see
-//! [`crate::background`]), so metrics cost the client no latency.
+//! the response exists writes its access-log line and adds its metrics (one
+//! storage write, before the response is sent: work deferred past the
+//! response has no back-pressure, so a fast client could pile up instances
+//! still writing metrics).
 
 use super::{Middleware, Next};
 use crate::http::{Request, Response};
