@@ -16,6 +16,7 @@ use portico_assets_logic::layout::{
     CHUNK_BYTES, CHUNK_PREFIX, MANIFEST_PREFIX, chunk_key, manifest_key,
 };
 pub use portico_assets_logic::layout::{MAX_PATH_BYTES, Manifest};
+use portico_storage_format::scan;
 
 use crate::portico::platform::kv;
 use crate::portico::types::http::Problem;
@@ -228,19 +229,14 @@ pub fn compact(cursor: Option<&str>, max: u32) -> Result<Compaction, Problem> {
     let referenced: std::collections::HashSet<String> =
         list("")?.into_iter().map(|m| m.upload).collect();
     let keys = kv::list_keys(CHUNK_PREFIX).map_err(problems::storage)?;
-    let pending: Vec<&String> = keys
-        .iter()
-        .filter(|key| cursor.is_none_or(|c| key.as_str() > c))
-        .collect();
-    let max = max.max(1) as usize;
+    let batch = scan::batch(keys, CHUNK_PREFIX, cursor, max as usize);
     let now = now();
     let mut done = Compaction {
-        scanned: 0,
+        scanned: batch.keys.len() as u32,
         removed: 0,
-        next: None,
+        next: batch.next.clone(),
     };
-    for key in pending.iter().take(max) {
-        done.scanned += 1;
+    for key in &batch.keys {
         let upload = key[CHUNK_PREFIX.len()..]
             .split('/')
             .next()
@@ -252,9 +248,6 @@ pub fn compact(cursor: Option<&str>, max: u32) -> Result<Compaction, Problem> {
         }
         kv::delete(key).map_err(problems::storage)?;
         done.removed += 1;
-    }
-    if pending.len() > max {
-        done.next = pending.get(max - 1).map(|k| k.to_string());
     }
     Ok(done)
 }

@@ -1,6 +1,6 @@
 //! `portico:platform/kv` over the Spin key-value store `default`.
 
-use portico_storage_format::{envelope, names};
+use portico_storage_format::{envelope, names, scan};
 use spin_sdk::key_value::{self, Store};
 
 use crate::exports::portico::platform::kv::{Guest, Sweep};
@@ -80,25 +80,15 @@ impl Guest for Adapter {
             return Err(Error::Other("sweep-expired: max must be at least 1".into()));
         }
         let store = open()?;
-        let mut candidates: Vec<String> = store
-            .get_keys()
-            .map_err(store_error)?
-            .into_iter()
-            .filter(|key| {
-                key.starts_with(&prefix) && cursor.as_ref().is_none_or(|after| key > after)
-            })
-            .collect();
-        let max = max as usize;
-        let more = candidates.len() > max;
-        if more {
-            // Only the first `max` in key order are examined: no full sort.
-            candidates.select_nth_unstable(max);
-            candidates.truncate(max);
-        }
-        candidates.sort_unstable();
+        let batch = scan::batch(
+            store.get_keys().map_err(store_error)?,
+            &prefix,
+            cursor.as_deref(),
+            max as usize,
+        );
         let now = now_ms();
         let mut removed = 0u32;
-        for key in &candidates {
+        for key in &batch.keys {
             let expired = store
                 .get(key)
                 .map_err(store_error)?
@@ -109,9 +99,9 @@ impl Guest for Adapter {
             }
         }
         Ok(Sweep {
-            scanned: candidates.len() as u32,
+            scanned: batch.keys.len() as u32,
             removed,
-            next: if more { candidates.pop() } else { None },
+            next: batch.next,
         })
     }
 }

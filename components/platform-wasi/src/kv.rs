@@ -4,7 +4,7 @@ use std::fs;
 use std::io::{ErrorKind, Read};
 use std::path::PathBuf;
 
-use portico_storage_format::{envelope, names};
+use portico_storage_format::{envelope, names, scan};
 
 use crate::exports::portico::platform::kv::{Guest, Sweep};
 use crate::exports::portico::platform::types::Error;
@@ -75,7 +75,7 @@ impl Guest for Adapter {
             }
             Err(err) => return Err(crate::io_error("sweep", err)),
         };
-        let mut candidates = Vec::new();
+        let mut keys = Vec::new();
         for entry in entries {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -86,21 +86,12 @@ impl Guest for Adapter {
             let Some(key) = entry.file_name().to_str().and_then(names::from_file_name) else {
                 continue;
             };
-            if key.starts_with(&prefix) && cursor.as_ref().is_none_or(|after| &key > after) {
-                candidates.push(key);
-            }
+            keys.push(key);
         }
-        let max = max as usize;
-        let more = candidates.len() > max;
-        if more {
-            // Only the first `max` in key order are examined: no full sort.
-            candidates.select_nth_unstable(max);
-            candidates.truncate(max);
-        }
-        candidates.sort_unstable();
+        let batch = scan::batch(keys, &prefix, cursor.as_deref(), max as usize);
         let now = now_ms();
         let mut removed = 0u32;
-        for key in &candidates {
+        for key in &batch.keys {
             let path = dir().join(names::to_file_name(key));
             if !matches!(expiry(&path), Some(Some(at)) if at <= now) {
                 continue;
@@ -118,9 +109,9 @@ impl Guest for Adapter {
             }
         }
         Ok(Sweep {
-            scanned: candidates.len() as u32,
+            scanned: batch.keys.len() as u32,
             removed,
-            next: if more { candidates.pop() } else { None },
+            next: batch.next,
         })
     }
 }

@@ -6,7 +6,8 @@
 //! `portico kv` command reads and writes the same bytes. Keeping the formats in
 //! one dependency-free crate is what lets the three agree; nothing here does
 //! I/O. The same goes for the counter shard format ([`counters`]) and the
-//! `durable_databases` mapping of namespaces to databases ([`locality`]).
+//! `durable_databases` mapping of namespaces to databases ([`locality`]), and the
+//! bounded, resumable key scans of sweeps and compaction ([`scan`]).
 //!
 //! ```
 //! use portico_storage_format::envelope;
@@ -22,3 +23,4 @@ pub mod envelope;
 pub mod locality;
 pub mod names;
 pub mod record;
+pub mod scan;
