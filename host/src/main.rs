@@ -434,14 +434,12 @@ fn publish_pages(workspace: &Path, options: &ServeOptions) -> Result<()> {
     if !pages.is_dir() {
         return Ok(());
     }
-    let root = options
-        .variables
-        .get("assets_site_root")
-        .map(|root| root.trim().to_string())
-        .unwrap_or_else(|| "site/".into());
-    if root.is_empty() {
-        return Ok(());
-    }
+    // As the gateway reads it: unset or empty is `site/`, `off` is no site.
+    let root = match options.variables.get("assets_site_root").map(|r| r.trim()) {
+        Some(root) if root.eq_ignore_ascii_case("off") => return Ok(()),
+        Some(root) if !root.is_empty() => root.to_string(),
+        _ => "site/".to_string(),
+    };
     let store = KvStore::new(options.target, &options.data);
     let done = portico::publish::publish(&store, &pages, &root)
         .with_context(|| format!("publishing {} as {root}", pages.display()))?;

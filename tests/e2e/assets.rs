@@ -2011,3 +2011,12 @@ fn sync_uploads_only_changes_and_deletes_on_request(target: Target) {
         .collect();
     assert_eq!(paths, ["synced/css/site.css", "synced/index.html"]);
 }
+
+on_both_targets!(site_root_off_serves_no_site);
+fn site_root_off_serves_no_site(target: Target) {
+    let app = start(target, "assets-site-off", &[("assets_site_root", "off")]);
+    app.upload("site/index.html", b"<p>home</p>", &[]);
+    // The object exists and is reachable under /assets/, but `/` is no page.
+    assert_eq!(app.get("/assets/site/index.html", &[]).body, b"<p>home</p>");
+    app.get("/", &[]).assert_problem(404, "not-found");
+}

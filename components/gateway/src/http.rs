@@ -64,6 +64,19 @@ impl Request {
         }
     }
 
+    /// The first value of query parameter `name`, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_params(name).into_iter().next()
+    }
+
+    /// Every value of query parameter `name`, decoded, in order.
+    pub fn query_params(&self, name: &str) -> Vec<String> {
+        form_urlencoded::parse(self.query.as_deref().unwrap_or("").as_bytes())
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
     /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

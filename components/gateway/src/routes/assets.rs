@@ -58,22 +58,26 @@ pub fn get(request: &Request) -> Result<Response, Problem> {
     serve("", path, request)
 }
 
+/// The key prefix of the site (`assets_site_root`); `None` when it is `off`
+/// (platforms read an empty variable as unset, so `off` is the switch).
+fn site_root() -> Option<String> {
+    match variables::get("assets_site_root") {
+        Ok(Some(root)) if root.trim().eq_ignore_ascii_case("off") => None,
+        Ok(Some(root)) => Some(root.trim().to_string()),
+        Ok(None) => Some(DEFAULT_SITE_ROOT.to_string()),
+        Err(_) => None,
+    }
+}
+
 /// `GET`/`HEAD` of a path no route claims: the static site, from the
-/// objects under `assets_site_root` (default `site/`; empty turns it off).
+/// objects under `assets_site_root` (default `site/`; `off` turns it off).
 pub fn site(request: &Request) -> Option<Result<Response, Problem>> {
     if !matches!(request.method.as_str(), "GET" | "HEAD")
         || API_PREFIXES.iter().any(|p| request.path.starts_with(p))
     {
         return None;
     }
-    let root = match variables::get("assets_site_root") {
-        Ok(Some(root)) => root.trim().to_string(),
-        Ok(None) => DEFAULT_SITE_ROOT.to_string(),
-        Err(_) => return None,
-    };
-    if root.is_empty() {
-        return None;
-    }
+    let root = site_root()?;
     crate::observe::note(|n| n.route = Some("site".into()));
     Some(serve(&root, &request.path, request))
 }
@@ -81,10 +85,7 @@ pub fn site(request: &Request) -> Option<Result<Response, Problem>> {
 /// `GET /admin/`: the admin page, from the site (the authorisation layer
 /// has already required role `admin`).
 pub fn admin_page(request: &Request) -> Result<Response, Problem> {
-    let root = match variables::get("assets_site_root") {
-        Ok(Some(root)) => root.trim().to_string(),
-        _ => DEFAULT_SITE_ROOT.to_string(),
-    };
+    let root = site_root().unwrap_or_else(|| DEFAULT_SITE_ROOT.to_string());
     let mut response = serve(&root, &request.path, request)?;
     // Personal: never kept by shared caches.
     response.set_header("cache-control", "private, no-cache");
@@ -137,16 +138,7 @@ pub fn delete(request: &Request) -> Result<Response, Problem> {
 
 /// `GET /admin/assets?prefix=P`.
 pub fn list(request: &Request) -> Result<Response, Problem> {
-    let prefix = request
-        .query
-        .as_deref()
-        .map(|query| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(name, _)| name == "prefix")
-                .map(|(_, value)| value.into_owned())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
+    let prefix = request.query_param("prefix").unwrap_or_default();
     let objects = store::list(&prefix).map_err(Problem::from)?;
     let body = json!({ "objects": objects.iter().map(info_json).collect::<Vec<_>>() });
     Ok(Response::json(200, body.to_string()).with_header("cache-control", "no-store"))

@@ -23,12 +23,6 @@ const MAX_MAX: u32 = 10_000;
 /// Durable namespaces whose records carry TTLs.
 const DURABLE_NAMESPACES: [&str; 5] = ["ratelimit", "revoked", "flags", "breaker", "cache-lease"];
 
-fn query(request: &Request, name: &str) -> Option<String> {
-    form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes())
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 fn storage(what: &str, err: impl std::fmt::Debug) -> Problem {
     Problem::new(
         503,
@@ -40,8 +34,8 @@ fn storage(what: &str, err: impl std::fmt::Debug) -> Problem {
 
 pub fn run(request: &Request) -> Result<Response, Problem> {
     let task = request.path.trim_start_matches("/admin/maintenance/");
-    let cursor = query(request, "cursor").filter(|c| !c.is_empty());
-    let max = match query(request, "max") {
+    let cursor = request.query_param("cursor").filter(|c| !c.is_empty());
+    let max = match request.query_param("max") {
         None => DEFAULT_MAX,
         Some(text) => text
             .parse::<u32>()

@@ -23,9 +23,8 @@ use crate::portico::flags::evaluator as flags;
 use crate::problem::Problem;
 use crate::routes::config::targeting_key;
 use cache::Lookup;
-use client::Outgoing;
 use portico_edgecache_logic::cache_status::{CacheStatus, Fwd};
-use portico_edgecache_logic::freshness::{self, Freshness, StoredMeta};
+use portico_edgecache_logic::freshness::{self, Freshness};
 
 /// The flags' variants a route forwards, evaluated for this caller.
 fn variants(route: &config::Route, request: &Request) -> Vec<(String, String)> {
@@ -66,11 +65,7 @@ pub fn route(request: &Request) -> Option<Result<Response, Problem>> {
 /// concurrently, one JSON object keyed by source.
 pub fn aggregate(request: &Request) -> Result<Response, Problem> {
     let upstreams = config::load()?;
-    let names: Vec<String> =
-        form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes())
-            .filter(|(name, _)| name == "source")
-            .map(|(_, value)| value.into_owned())
-            .collect();
+    let names = request.query_params("source");
     if names.is_empty() {
         return Err(Problem::bad_request(
             "name at least one source: /api/aggregate?source=a&source=b",
@@ -123,25 +118,12 @@ pub fn aggregate(request: &Request) -> Result<Response, Problem> {
     let (mut waiting, mut futures) = (Vec::new(), Vec::new());
     for (name, route, sub) in plans {
         let variants = variants(&route, &sub);
-        let mut outgoing = Outgoing {
-            method: "GET".into(),
-            path_and_query: route.upstream_path(&sub.path, sub.query.as_deref()),
-            headers: forward::request_headers(&sub, &route, &variants),
-            body: Vec::new(),
-        };
-        outgoing.headers.retain(|(n, _)| {
-            !portico_edgecache_logic::validation::CONDITIONAL_REQUEST_FIELDS.contains(&n.as_str())
-        });
+        let outgoing = proxy::for_cache(proxy::outgoing(&route, &sub, &variants));
         let uri = proxy::cache_uri(&sub);
         if route.cache
             && let Lookup::Found(entry) = cache::lookup(&uri, &outgoing.headers)
         {
-            let meta = StoredMeta {
-                status: entry.status,
-                response_headers: entry.headers.clone(),
-                request_time: entry.request_time,
-                response_time: entry.response_time,
-            };
+            let meta = proxy::stored_meta(&entry);
             if let Freshness::Fresh { ttl, .. } = freshness::evaluate(&meta, &sub.headers, now) {
                 let status = CacheStatus::new().hit().ttl(ttl as i64);
                 results.insert(name, source_json(entry.status, &entry.body, &status));

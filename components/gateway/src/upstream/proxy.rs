@@ -162,38 +162,8 @@ fn from_cache(entry: &Entry, request: &Request, age: u64, status: CacheStatus) -
         .collect();
     headers.push(("age".into(), age.to_string()));
     headers.push(status_header(&status));
-    let etag = first(&entry.headers, "etag").unwrap_or_default();
-    let last_modified = first(&entry.headers, "last-modified")
-        .and_then(parse_http_date)
-        .unwrap_or(u64::MAX);
-    let inm = first(&request.headers, "if-none-match");
-    let ims = first(&request.headers, "if-modified-since");
-    let preconditions = Preconditions {
-        if_none_match: inm,
-        // Without a stored Last-Modified, If-Modified-Since cannot hold.
-        if_modified_since: ims.filter(|_| last_modified != u64::MAX),
-        ..Preconditions::default()
-    };
-    if entry.status == 200
-        && (inm.is_some() || ims.is_some())
-        && preconditions.evaluate("GET", etag, last_modified) == Condition::NotModified
-    {
-        const KEEP: [&str; 8] = [
-            "etag",
-            "last-modified",
-            "cache-control",
-            "expires",
-            "vary",
-            "date",
-            "age",
-            "cache-status",
-        ];
-        headers.retain(|(n, _)| KEEP.contains(&n.as_str()) || n == "content-location");
-        return Response {
-            status: 304,
-            headers,
-            body: Vec::new(),
-        };
+    if client_validators_match(entry.status, &headers, request) {
+        return not_modified(headers);
     }
     Response {
         status: entry.status,
@@ -323,15 +293,40 @@ fn lease_id(uri: &str) -> String {
         .collect()
 }
 
-/// Answers a request for an upstream route.
-pub fn handle(route: &Route, request: &Request, variants: &[(String, String)]) -> Response {
-    let head = request.method == "HEAD";
-    let mut outgoing = Outgoing {
+/// The request for the route's origin that forwards `request`.
+pub fn outgoing(route: &Route, request: &Request, variants: &[(String, String)]) -> Outgoing {
+    Outgoing {
         method: request.method.clone(),
         path_and_query: route.upstream_path(&request.path, request.query.as_deref()),
         headers: forward::request_headers(request, route, variants),
         body: request.body.clone(),
-    };
+    }
+}
+
+/// `outgoing` as the cache sends it: a whole-representation `GET`, without
+/// the client's conditionals (the cache answers those itself).
+pub fn for_cache(mut outgoing: Outgoing) -> Outgoing {
+    outgoing.method = "GET".into();
+    outgoing
+        .headers
+        .retain(|(n, _)| !validation::CONDITIONAL_REQUEST_FIELDS.contains(&n.as_str()));
+    outgoing
+}
+
+/// What the freshness rules need to know about a stored entry.
+pub fn stored_meta(entry: &Entry) -> StoredMeta {
+    StoredMeta {
+        status: entry.status,
+        response_headers: entry.headers.clone(),
+        request_time: entry.request_time,
+        response_time: entry.response_time,
+    }
+}
+
+/// Answers a request for an upstream route.
+pub fn handle(route: &Route, request: &Request, variants: &[(String, String)]) -> Response {
+    let head = request.method == "HEAD";
+    let outgoing = outgoing(route, request, variants);
     let uri = cache_uri(request);
 
     let bypass = if !route.cache {
@@ -367,12 +362,7 @@ pub fn handle(route: &Route, request: &Request, variants: &[(String, String)]) -
         };
     }
 
-    // Cacheable: fetch whole GET representations; the cache answers the
-    // client's conditionals itself.
-    outgoing.method = "GET".into();
-    outgoing
-        .headers
-        .retain(|(n, _)| !validation::CONDITIONAL_REQUEST_FIELDS.contains(&n.as_str()));
+    let outgoing = for_cache(outgoing);
     let answer = |fetched: Fetched, request_time: u64, status: CacheStatus| {
         let response = forwarded(&uri, &outgoing, fetched, request_time, false, status);
         finish_for_client(response, request)
@@ -395,12 +385,7 @@ pub fn handle(route: &Route, request: &Request, variants: &[(String, String)]) -
     };
 
     let now = now_secs();
-    let meta = StoredMeta {
-        status: entry.status,
-        response_headers: entry.headers.clone(),
-        request_time: entry.request_time,
-        response_time: entry.response_time,
-    };
+    let meta = stored_meta(&entry);
     let (age, within_swr, within_sie, within_max_stale) =
         match freshness::evaluate(&meta, &request.headers, now) {
             Freshness::Fresh { age, ttl } => {
@@ -522,39 +507,48 @@ pub fn handle(route: &Route, request: &Request, variants: &[(String, String)]) -
 /// A response fetched for the cache, checked against the client's own
 /// validators (which were not sent upstream).
 fn finish_for_client(response: Response, request: &Request) -> Response {
-    if response.status != 200 {
-        return response;
-    }
-    let etag = response.header("etag").unwrap_or_default().to_string();
-    let last_modified = response
-        .header("last-modified")
-        .and_then(parse_http_date)
-        .unwrap_or(u64::MAX);
-    let preconditions = Preconditions {
-        if_none_match: first(&request.headers, "if-none-match"),
-        if_modified_since: first(&request.headers, "if-modified-since")
-            .filter(|_| last_modified != u64::MAX),
-        ..Preconditions::default()
-    };
-    if preconditions.evaluate("GET", &etag, last_modified) == Condition::NotModified {
-        let mut headers = response.headers;
-        headers.retain(|(n, _)| {
-            matches!(
-                n.as_str(),
-                "etag"
-                    | "last-modified"
-                    | "cache-control"
-                    | "expires"
-                    | "vary"
-                    | "date"
-                    | "cache-status"
-            )
-        });
-        return Response {
-            status: 304,
-            headers,
-            body: Vec::new(),
-        };
+    if client_validators_match(response.status, &response.headers, request) {
+        return not_modified(response.headers);
     }
     response
+}
+
+/// Whether the client's `If-None-Match` / `If-Modified-Since` hold for a
+/// `200` with these headers, so the cache answers `304` itself.
+fn client_validators_match(status: u16, headers: &[(String, String)], request: &Request) -> bool {
+    if status != 200 {
+        return false;
+    }
+    let etag = first(headers, "etag").unwrap_or_default();
+    let last_modified = first(headers, "last-modified").and_then(parse_http_date);
+    let preconditions = Preconditions {
+        if_none_match: first(&request.headers, "if-none-match"),
+        // Without a Last-Modified, If-Modified-Since cannot hold.
+        if_modified_since: first(&request.headers, "if-modified-since")
+            .filter(|_| last_modified.is_some()),
+        ..Preconditions::default()
+    };
+    preconditions.evaluate("GET", etag, last_modified.unwrap_or(u64::MAX)) == Condition::NotModified
+}
+
+/// A `304` with the fields RFC 9110 section 15.4.5 has it carry (and this
+/// cache's `Age` and `Cache-Status`).
+fn not_modified(mut headers: Vec<(String, String)>) -> Response {
+    const KEEP: [&str; 9] = [
+        "etag",
+        "last-modified",
+        "cache-control",
+        "expires",
+        "vary",
+        "date",
+        "content-location",
+        "age",
+        "cache-status",
+    ];
+    headers.retain(|(n, _)| KEEP.contains(&n.as_str()));
+    Response {
+        status: 304,
+        headers,
+        body: Vec::new(),
+    }
 }
