@@ -48,15 +48,34 @@ fn update<T>(route: &str, mut step: impl FnMut(BreakerState) -> (T, BreakerState
     None
 }
 
-/// May a request go to the route's origin now?
-pub fn permit(route: &Route, now: u64) -> Permit {
-    let config = route.breaker.logic();
-    update(&route.name, |state| before_request(&config, state, now)).unwrap_or(Permit::Allow)
+/// The breaker keeps time in milliseconds (the state machine is
+/// unit-agnostic): with whole seconds, two failures a few milliseconds apart
+/// but on either side of a second boundary fell into different windows.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// May a request go to the route's origin now? A refusal's `retry_after`
+/// is in whole seconds, rounded up.
+pub fn permit(route: &Route) -> Permit {
+    let config = route.breaker.logic_ms();
+    let now = now_ms();
+    match update(&route.name, |state| before_request(&config, state, now)) {
+        Some(Permit::Reject { retry_after }) => Permit::Reject {
+            retry_after: retry_after.div_ceil(1000),
+        },
+        Some(permit) => permit,
+        None => Permit::Allow,
+    }
 }
 
 /// Records how a request to the origin went.
-pub fn report(route: &Route, success: bool, now: u64) {
-    let config = route.breaker.logic();
+pub fn report(route: &Route, success: bool) {
+    let config = route.breaker.logic_ms();
+    let now = now_ms();
     update(&route.name, |state| {
         ((), on_result(&config, state, success, now))
     });

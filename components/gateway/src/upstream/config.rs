@@ -70,13 +70,15 @@ impl Default for Breaker {
 }
 
 impl Breaker {
-    pub fn logic(&self) -> BreakerConfig {
+    /// The state machine's configuration with every duration in
+    /// milliseconds (see `upstream::breaker`).
+    pub fn logic_ms(&self) -> BreakerConfig {
         BreakerConfig {
             failure_threshold: self.failures,
-            window_secs: self.window_secs,
-            open_secs: self.open_secs,
+            window_secs: self.window_secs.saturating_mul(1000),
+            open_secs: self.open_secs.saturating_mul(1000),
             // A probe that never reports back frees the half-open slot.
-            probe_timeout_secs: self.open_secs.max(1),
+            probe_timeout_secs: self.open_secs.max(1).saturating_mul(1000),
         }
     }
 }

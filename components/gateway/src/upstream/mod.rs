@@ -130,7 +130,7 @@ pub fn aggregate(request: &Request) -> Result<Response, Problem> {
                 continue;
             }
         }
-        match breaker::permit(&route, now) {
+        match breaker::permit(&route) {
             portico_edgecache_logic::breaker::Permit::Reject { retry_after } => {
                 let problem = proxy::Failure::Open { retry_after }.problem(&route);
                 results.insert(name, error_json(problem));
@@ -145,7 +145,7 @@ pub fn aggregate(request: &Request) -> Result<Response, Problem> {
     let fetched = client::finish_all(futures);
     for ((name, route, outgoing, uri), result) in waiting.into_iter().zip(fetched) {
         let now = proxy::now_secs();
-        breaker::report(&route, matches!(&result, Ok(f) if f.status < 500), now);
+        breaker::report(&route, matches!(&result, Ok(f) if f.status < 500));
         match result {
             Ok(fetched) => {
                 let mut status = CacheStatus::new()

@@ -96,7 +96,7 @@ fn worth_retrying(result: &Result<Fetched, FetchError>) -> bool {
 /// may, idempotent methods are retried with backoff, and the outcome is
 /// reported back to the breaker.
 pub fn fetch(route: &Route, outgoing: &Outgoing) -> Result<Fetched, Failure> {
-    let attempts = match breaker::permit(route, now_secs()) {
+    let attempts = match breaker::permit(route) {
         Permit::Reject { retry_after } => return Err(Failure::Open { retry_after }),
         // A half-open probe is one request, not a burst.
         Permit::Probe => 1,
@@ -121,7 +121,7 @@ pub fn fetch(route: &Route, outgoing: &Outgoing) -> Result<Fetched, Failure> {
     if failed {
         crate::observe::note(|n| n.upstream_failures.push(route.name.clone()));
     }
-    breaker::report(route, !failed, now_secs());
+    breaker::report(route, !failed);
     result.map_err(Failure::Fetch)
 }
 
