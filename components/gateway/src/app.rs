@@ -259,6 +259,7 @@ pub fn handle(request: Request) -> Response {
                 eprintln!("metrics: counters not updated: {err:?}");
             }
         },
+        unrecorded: &["/healthz"],
     };
     let cors = Cors { load: cors_config };
     let csrf = Csrf { cors: cors_config };

@@ -1,8 +1,26 @@
 //! Spin SQLite connections shared by `durable` and `counters`: opening a
-//! database by label, error mapping, and schema creation on first use.
+//! database by label, error mapping, tuning, and schema creation on first use.
 //!
 //! Statements run optimistically and a table is created only when SQLite
 //! reports it missing, so the common path costs one statement.
+//!
+//! Spin opens a new connection for every `open` with SQLite's defaults: a
+//! rollback journal and `synchronous=FULL`, so each write is several
+//! fsyncs. The app asks for better itself, through ordinary statements:
+//! - one connection per database for the whole request (an instance serves
+//!   one request), so a request opens each database once;
+//! - `PRAGMA synchronous=NORMAL` on that connection (a per-connection
+//!   setting): in WAL mode a commit then needs no fsync, only checkpoints do;
+//! - `PRAGMA journal_mode=WAL` when a table is created and on every durable
+//!   sweep (the rate limiter sweeps about once in 64 writes), since the mode
+//!   is stored in the database file: a new database is WAL from its first
+//!   table, and one made by an older version is switched soon after.
+//!
+//! A database that refuses PRAGMAs (libSQL/Turso through Spin's runtime
+//! configuration) keeps working: the refusals are ignored.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use spin_sdk::sqlite::{self, Connection, QueryResult, Value};
 
@@ -27,19 +45,47 @@ pub fn db_error(label: &str, err: sqlite::Error) -> Error {
     }
 }
 
+thread_local! {
+    /// This instance's connections by label: an instance serves one request,
+    /// so nothing outlives it.
+    static OPEN: RefCell<Vec<(String, Rc<Connection>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A connection to the database labelled `label`.
 pub struct Db {
     label: String,
-    connection: Connection,
+    connection: Rc<Connection>,
 }
 
 impl Db {
+    /// This request's connection to `label`, opened and tuned on first use.
     pub fn open(label: &str) -> Result<Db, Error> {
-        let connection = Connection::open(label).map_err(|err| db_error(label, err))?;
+        let cached = OPEN.with_borrow(|open| {
+            open.iter()
+                .find(|(l, _)| l == label)
+                .map(|(_, connection)| connection.clone())
+        });
+        let connection = match cached {
+            Some(connection) => connection,
+            None => {
+                let connection =
+                    Rc::new(Connection::open(label).map_err(|err| db_error(label, err))?);
+                // Per connection; refused by some databases, which is fine.
+                let _ = connection.execute("PRAGMA synchronous=NORMAL", &[]);
+                OPEN.with_borrow_mut(|open| open.push((label.to_string(), connection.clone())));
+                connection
+            }
+        };
         Ok(Db {
             label: label.to_string(),
             connection,
         })
+    }
+
+    /// Switches the database file to WAL (a no-op once it is; it persists
+    /// in the file). Refusals are ignored: the database then keeps its mode.
+    pub fn prefer_wal(&self) {
+        let _ = self.connection.execute("PRAGMA journal_mode=WAL", &[]);
     }
 
     pub fn open_default() -> Result<Db, Error> {
@@ -52,6 +98,7 @@ impl Db {
         let fail = |err| db_error(&self.label, err);
         match self.connection.execute(sql, params) {
             Err(sqlite::Error::Io(reason)) if reason.contains("no such table") => {
+                self.prefer_wal();
                 self.connection.execute(schema, &[]).map_err(fail)?;
                 self.connection.execute(sql, params).map_err(fail)
             }

@@ -136,6 +136,7 @@ impl Guest for Adapter {
     fn sweep_expired(ns: String, max: u32) -> Result<u32, Error> {
         names::check_key(&ns).map_err(name_error)?;
         let db = open(&ns)?;
+        db.prefer_wal();
         let params = [Value::Text(ns), int(now_ms()), int(u64::from(max))];
         let removed = execute(&db, SWEEP, &params)?.rows.len();
         Ok(u32::try_from(removed).unwrap_or(u32::MAX))

@@ -62,6 +62,20 @@ impl Guest for Adapter {
         ttl_ms: Option<u64>,
     ) -> Result<Outcome, Error> {
         let path = record_path(&ns, &id)?;
+        // Replacing a known version (the common case: the rate limiter's
+        // every decision) writes the new record before taking the lock, so
+        // the lock is held for one read and one rename.
+        let prepared = match expected {
+            Some(version) => Some((
+                version + 1,
+                files::Prepared::write(&record::encode(
+                    version + 1,
+                    envelope::expiry_from_ttl(now_ms(), ttl_ms),
+                    &value,
+                ))?,
+            )),
+            None => None,
+        };
         let _lock = Lock::acquire(&path)?;
         let now = now_ms();
         let stored = read_record(&path, now)?;
@@ -79,8 +93,15 @@ impl Guest for Adapter {
             return Ok(Outcome::Conflict(current));
         }
         let version = last_version + 1;
-        let expires_at = envelope::expiry_from_ttl(now, ttl_ms);
-        files::write_atomic(&path, &record::encode(version, expires_at, &value))?;
+        match prepared {
+            Some((prepared_version, prepared)) if prepared_version == version => {
+                prepared.publish(&path)?
+            }
+            _ => {
+                let expires_at = envelope::expiry_from_ttl(now, ttl_ms);
+                files::write_atomic(&path, &record::encode(version, expires_at, &value))?
+            }
+        }
         Ok(Outcome::Stored(version))
     }
 

@@ -1,13 +1,14 @@
 //! Atomic file writes and the lock directory that serialises read-modify-write.
 
 use std::fs;
-use std::io::{self, ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use portico_storage_format::names::{self, MAX_FILE_NAME_BYTES};
 
 use crate::exports::portico::platform::types::Error;
+use crate::wasi_fs;
 
 pub const ROOT: &str = "/data";
 
@@ -30,7 +31,7 @@ pub fn entry_path(dir: &Path, key: &str) -> Result<PathBuf, Error> {
 
 /// Reads a whole file; `None` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    match fs::read(path) {
+    match wasi_fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
         Err(err) => Err(crate::io_error("read", err)),
@@ -45,31 +46,58 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
 /// last writes may be lost if the machine itself loses power. An fsync per
 /// write would cap a contended record at a few hundred writes a second.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = tmp_path("tmp");
-    let tmp_dir = Path::new(ROOT).join("tmp");
-    let write = |tmp: &Path| -> io::Result<()> {
-        let mut file = fs::File::create(tmp)?;
-        file.write_all(bytes)
-    };
-    if let Err(err) = write(&tmp) {
-        if err.kind() != ErrorKind::NotFound {
-            return Err(crate::io_error("write", err));
+    Prepared::write(bytes)?.publish(path)
+}
+
+/// Content written to a temporary file, not yet anywhere a reader looks:
+/// [`Prepared::publish`] renames it into place, dropping it removes it. A
+/// compare-and-swap writes first and takes its lock after, so the lock is
+/// held for a read and a rename only.
+pub struct Prepared {
+    tmp: Option<PathBuf>,
+}
+
+impl Prepared {
+    pub fn write(bytes: &[u8]) -> Result<Prepared, Error> {
+        let tmp = tmp_path("tmp");
+        let write = |tmp: &Path| wasi_fs::write_new(tmp, bytes);
+        if let Err(err) = write(&tmp) {
+            if err.kind() != ErrorKind::NotFound {
+                return Err(crate::io_error("write", err));
+            }
+            let tmp_dir = Path::new(ROOT).join("tmp");
+            fs::create_dir_all(&tmp_dir).map_err(|e| crate::io_error("create tmp dir", e))?;
+            write(&tmp).map_err(|e| crate::io_error("write", e))?;
         }
-        fs::create_dir_all(&tmp_dir).map_err(|e| crate::io_error("create tmp dir", e))?;
-        write(&tmp).map_err(|e| crate::io_error("write", e))?;
+        Ok(Prepared { tmp: Some(tmp) })
     }
-    let rename = || fs::rename(&tmp, path);
-    let renamed = match rename() {
-        Err(err) if err.kind() == ErrorKind::NotFound => match path.parent() {
-            Some(parent) => fs::create_dir_all(parent).and_then(|()| rename()),
-            None => Err(err),
-        },
-        other => other,
-    };
-    renamed.map_err(|err| {
-        let _ = fs::remove_file(&tmp);
-        crate::io_error("rename", err)
-    })
+
+    /// Renames the content into place at `path`, atomically.
+    pub fn publish(mut self, path: &Path) -> Result<(), Error> {
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
+        let rename = || wasi_fs::rename(&tmp, path);
+        let renamed = match rename() {
+            Err(err) if err.kind() == ErrorKind::NotFound => match path.parent() {
+                Some(parent) => fs::create_dir_all(parent).and_then(|()| rename()),
+                None => Err(err),
+            },
+            other => other,
+        };
+        renamed.map_err(|err| {
+            let _ = wasi_fs::remove_file(&tmp);
+            crate::io_error("rename", err)
+        })
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = wasi_fs::remove_file(&tmp);
+        }
+    }
 }
 
 /// A fresh name in `/data/tmp` (the same preopened directory, so renames
@@ -123,7 +151,7 @@ pub fn put_back(aside: &Path, path: &Path) -> Result<(), Error> {
 
 /// Removes a file; a missing file is fine.
 pub fn remove_optional(path: &Path) -> Result<(), Error> {
-    match fs::remove_file(path) {
+    match wasi_fs::remove_file(path) {
         Err(err) if err.kind() != ErrorKind::NotFound => Err(crate::io_error("remove", err)),
         _ => Ok(()),
     }
@@ -141,11 +169,22 @@ pub struct Lock {
 
 impl Lock {
     /// Waits (up to [`LOCK_WAIT`]) for the lock on `record`.
+    ///
+    /// A holder keeps a lock for a read and a rename, so waiters poll
+    /// briefly (100 µs, growing to at most 1 ms, each pause jittered so
+    /// waiters do not wake in step) and check whether the lock was left
+    /// behind by a crash on the first miss and then every half second.
     pub fn acquire(record: &Path) -> Result<Lock, Error> {
-        let deadline = SystemTime::now() + LOCK_WAIT;
-        let mut pause = Duration::from_micros(200);
+        let started = SystemTime::now();
+        let deadline = started + LOCK_WAIT;
+        let mut pause = Duration::from_micros(100);
+        let mut next_stale_check = started;
         loop {
-            if let Some(lock) = Self::try_acquire(record)? {
+            let check_stale = SystemTime::now() >= next_stale_check;
+            if check_stale {
+                next_stale_check = SystemTime::now() + Duration::from_millis(500);
+            }
+            if let Some(lock) = Self::try_acquire_checking(record, check_stale)? {
                 return Ok(lock);
             }
             if SystemTime::now() > deadline {
@@ -155,24 +194,34 @@ impl Lock {
                     LOCK_WAIT.as_secs()
                 )));
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            let jitter = 0.5 + (wasip2::random::random::get_random_u64() % 1000) as f64 / 1000.0;
+            std::thread::sleep(pause.mul_f64(jitter));
+            pause = (pause * 2).min(Duration::from_millis(1));
         }
     }
 
     /// The lock on `record` if nobody holds it (a stale lock is taken over);
     /// `None` when it is held.
     pub fn try_acquire(record: &Path) -> Result<Option<Lock>, Error> {
+        Self::try_acquire_checking(record, true)
+    }
+
+    fn try_acquire_checking(record: &Path, check_stale: bool) -> Result<Option<Lock>, Error> {
         let path = Self::path_for(record);
         loop {
-            match fs::create_dir(&path) {
+            match wasi_fs::create_dir(&path) {
                 Ok(()) => return Ok(Some(Lock { path })),
                 Err(err) if err.kind() == ErrorKind::NotFound => {
                     let parent = record.parent().unwrap_or(Path::new(ROOT));
                     fs::create_dir_all(parent).map_err(|e| crate::io_error("create dir", e))?;
                 }
                 Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-                    let Some(age) = Self::stale_age(&path) else {
+                    let stale = if check_stale {
+                        Self::stale_age(&path)
+                    } else {
+                        None
+                    };
+                    let Some(age) = stale else {
                         return Ok(None);
                     };
                     eprintln!(
@@ -180,7 +229,7 @@ impl Lock {
                         path.display().to_string(),
                         age.as_millis()
                     );
-                    let _ = fs::remove_dir(&path);
+                    let _ = wasi_fs::remove_dir(&path);
                 }
                 Err(err) => return Err(crate::io_error("lock", err)),
             }
@@ -194,16 +243,21 @@ impl Lock {
     }
 
     fn stale_age(path: &Path) -> Option<Duration> {
-        fs::metadata(path)
-            .and_then(|meta| meta.modified())
+        let modified = wasi_fs::modified_ns(path).ok()??;
+        let modified = SystemTime::UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(modified / 1_000_000_000).ok()?,
+                (modified % 1_000_000_000) as u32,
+            );
+        SystemTime::now()
+            .duration_since(modified)
             .ok()
-            .and_then(|modified| SystemTime::now().duration_since(modified).ok())
             .filter(|age| *age > STALE_LOCK)
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.path);
+        let _ = wasi_fs::remove_dir(&self.path);
     }
 }

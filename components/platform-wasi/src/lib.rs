@@ -17,9 +17,11 @@
 //!   `durable_databases` (environment variable `DURABLE_DATABASES`) maps to
 //!   database `label` (`default` is the layout above), so the operator can
 //!   mount that folder from storage in another place;
-//! - `counters/<ns>/<shard>`: counter shards `0` to `7`
-//!   (`portico_storage_format::counters`), each with its `.lock/` while an
-//!   `add` is in flight;
+//! - `counters/<ns>/j-<segment>`: counter journal segments, appended to
+//!   without a lock, and `counters/<ns>/base` (with its `.lock/` while a
+//!   `read` folds old segments into it); shard files `0` to `7` of the
+//!   format before journals are still read
+//!   (`portico_storage_format::counters`);
 //! - `tmp/`: files being written, renamed into place when complete, and
 //!   expired KV entries a sweep has moved aside before deleting them.
 //!
@@ -32,6 +34,7 @@ mod counters;
 mod durable;
 mod files;
 mod kv;
+mod wasi_fs;
 
 wit_bindgen::generate!({
     path: ["../../wit/types", "../../wit/platform"],

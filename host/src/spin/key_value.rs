@@ -1,5 +1,9 @@
 //! `fermyon:spin/key-value@2.0.0` over SQLite, in the table layout of Spin's
 //! own SQLite key-value provider, so the file reads like `.spin/sqlite_key_value.db`.
+//!
+//! It behaves as Spin's (`spin-key-value-spin`) does: one connection for the
+//! whole app behind a mutex, SQLite's defaults (no PRAGMA), and each call
+//! run in place on the async worker thread (`block_in_place`).
 
 use std::path::Path;
 
@@ -49,12 +53,14 @@ impl SpinView<'_> {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
     ) -> Result<R, Error> {
-        let db = self
-            .backend
-            .key_value
-            .lock()
-            .map_err(|_| other("key-value store poisoned"))?;
-        f(&db).map_err(other)
+        tokio::task::block_in_place(|| {
+            let db = self
+                .backend
+                .key_value
+                .lock()
+                .map_err(|_| other("key-value store poisoned"))?;
+            f(&db).map_err(other)
+        })
     }
 }
 

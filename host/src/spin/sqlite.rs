@@ -1,6 +1,14 @@
 //! `fermyon:spin/sqlite@2.0.0` over one SQLite file per database label in
 //! the data folder: `default` is `<data>/sqlite_db.db`, label `X` is
-//! `<data>/sqlite_db_X.db`, each in WAL mode behind its own mutex.
+//! `<data>/sqlite_db_X.db`.
+//!
+//! It behaves as Spin's own local implementation (`spin-sqlite-inproc`)
+//! does, so that what the app costs here is what it costs on `spin up`:
+//! every guest `open` gets a connection of its own, opened at its first
+//! statement with SQLite's defaults (rollback journal, `synchronous=FULL`,
+//! rusqlite's 5 s busy timeout) and no PRAGMA of the host's, and every
+//! statement runs on a blocking thread (`spawn_blocking`). Whatever tuning
+//! the database gets, the app asks for it through `execute`, as on Spin.
 //!
 //! Like Spin, a component may open only the databases its manifest entry
 //! grants (`sqlite_databases = ["default", "eu"]`); any other label is
@@ -9,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Result, bail};
 use portico_storage_format::locality;
@@ -41,16 +49,17 @@ pub struct Databases {
     pub defined: Vec<String>,
 }
 
-/// The open databases a component may use, and the ones it may not.
+/// The databases a component may use (by file), and the ones it may not.
 pub struct Opened {
-    connections: BTreeMap<String, Mutex<rusqlite::Connection>>,
+    files: BTreeMap<String, PathBuf>,
     defined: BTreeSet<String>,
 }
 
 impl Opened {
-    /// Opens (creating if needed) each granted database under `data_dir`.
+    /// Checks that each granted database under `data_dir` can be opened
+    /// (creating its file if needed), so a bad data folder fails at startup.
     pub fn open(data_dir: &Path, databases: &Databases) -> Result<Opened> {
-        let mut connections = BTreeMap::new();
+        let mut files = BTreeMap::new();
         for label in &databases.granted {
             if !locality::is_label(label) {
                 bail!(
@@ -58,38 +67,34 @@ impl Opened {
                 );
             }
             let path: PathBuf = data_dir.join(file_name(label));
-            connections.insert(label.clone(), Mutex::new(open(&path)?));
+            drop(open(&path)?);
+            files.insert(label.clone(), path);
         }
         let mut defined: BTreeSet<String> = databases.defined.iter().cloned().collect();
         defined.insert(DEFAULT_DATABASE.to_string());
-        Ok(Opened {
-            connections,
-            defined,
-        })
+        Ok(Opened { files, defined })
     }
 
-    fn check(&self, label: &str) -> Result<(), Error> {
-        if self.connections.contains_key(label) {
-            Ok(())
+    fn check(&self, label: &str) -> Result<&Path, Error> {
+        if let Some(path) = self.files.get(label) {
+            Ok(path)
         } else if self.defined.contains(label) {
             Err(Error::AccessDenied)
         } else {
             Err(Error::NoSuchDatabase)
         }
     }
-
-    fn get(&self, label: &str) -> Result<&Mutex<rusqlite::Connection>, Error> {
-        self.check(label)?;
-        self.connections.get(label).ok_or(Error::NoSuchDatabase)
-    }
 }
 
-/// An open connection handle: the label of its database, whose one
-/// connection all handles share.
+/// A guest's connection: its own SQLite connection, opened at the first
+/// statement (as Spin does) and closed when the guest drops the handle or
+/// the request's store goes away.
 pub struct ConnectionHandle {
-    label: String,
+    path: PathBuf,
+    connection: Arc<OnceLock<Mutex<rusqlite::Connection>>>,
 }
 
+/// Opens `path` with SQLite's defaults, as Spin does: no PRAGMA at all.
 pub fn open(path: &Path) -> Result<rusqlite::Connection> {
     super::open_sqlite(path)
 }
@@ -143,15 +148,27 @@ fn execute(
 
 impl Host for SpinView<'_> {}
 
+fn io_error(err: rusqlite::Error) -> Error {
+    match err {
+        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull => {
+            Error::DatabaseFull
+        }
+        other => Error::Io(other.to_string()),
+    }
+}
+
 impl HostConnection for SpinView<'_> {
     fn open(&mut self, database: String) -> Result<Resource<ConnectionHandle>, Error> {
-        self.backend.databases.check(&database)?;
+        let path = self.backend.databases.check(&database)?.to_path_buf();
         self.table
-            .push(ConnectionHandle { label: database })
+            .push(ConnectionHandle {
+                path,
+                connection: Arc::new(OnceLock::new()),
+            })
             .map_err(|err| Error::Io(err.to_string()))
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         connection: Resource<ConnectionHandle>,
         statement: String,
@@ -161,20 +178,22 @@ impl HostConnection for SpinView<'_> {
             .table
             .get(&connection)
             .map_err(|_| Error::InvalidConnection)?;
-        let db = self
-            .backend
-            .databases
-            .get(&handle.label)?
-            .lock()
-            .map_err(|_| Error::Io("database poisoned".into()))?;
-        execute(&db, &statement, parameters).map_err(|err| match err {
-            rusqlite::Error::SqliteFailure(code, _)
-                if code.code == rusqlite::ErrorCode::DiskFull =>
-            {
-                Error::DatabaseFull
+        let (path, cell) = (handle.path.clone(), handle.connection.clone());
+        tokio::task::spawn_blocking(move || {
+            if cell.get().is_none() {
+                let opened = open(&path).map_err(|err| Error::Io(format!("{err:#}")))?;
+                // A lost race only means one connection too many, dropped here.
+                let _ = cell.set(Mutex::new(opened));
             }
-            other => Error::Io(other.to_string()),
+            let db = cell
+                .get()
+                .ok_or_else(|| Error::Io("connection not opened".into()))?
+                .lock()
+                .map_err(|_| Error::Io("connection poisoned".into()))?;
+            execute(&db, &statement, parameters).map_err(io_error)
         })
+        .await
+        .map_err(|err| Error::Io(format!("query task failed: {err}")))?
     }
 
     fn drop(&mut self, connection: Resource<ConnectionHandle>) -> wasmtime::Result<()> {

@@ -3,6 +3,10 @@
 //! storage write, before the response is sent: work deferred past the
 //! response has no back-pressure, so a fast client could pile up instances
 //! still writing metrics).
+//!
+//! Probe paths (`/healthz`) are logged but not counted: a liveness probe
+//! answers from the gateway alone, with no storage call, so that it says
+//! whether the process serves, not whether storage is fast.
 
 use super::{Middleware, Next};
 use crate::http::{Request, Response};
@@ -19,6 +23,8 @@ pub struct Observe {
     pub log: fn(&str),
     /// Adds counter deltas (after the response).
     pub record: fn(Vec<(String, i64)>),
+    /// Paths whose requests are logged but not counted in the metrics.
+    pub unrecorded: &'static [&'static str],
 }
 
 impl Middleware for Observe {
@@ -52,7 +58,9 @@ impl Middleware for Observe {
             cache,
             notes: &notes,
         }));
-        (self.record)(metrics::deltas(&notes, response.status, seconds, cache));
+        if !self.unrecorded.contains(&path.as_str()) {
+            (self.record)(metrics::deltas(&notes, response.status, seconds, cache));
+        }
         response
     }
 }
@@ -76,6 +84,7 @@ mod tests {
             random: || "0123456789abcdef0123456789abcdef".into(),
             log: |line| LINES.with(|l| l.borrow_mut().push(line.to_string())),
             record: |deltas| RECORDED.with(|r| r.borrow_mut().extend(deltas)),
+            unrecorded: &["/healthz"],
         };
         let endpoint = |request: Request| {
             observe::note(|n| n.route = Some("/x".into()));
@@ -106,5 +115,39 @@ mod tests {
             "portico_requests_total{route=\"/x\",status=\"2xx\"}".into(),
             1
         )));
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        static RECORDS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    #[test]
+    fn probes_are_logged_but_not_counted() {
+        let layer = Observe {
+            monotonic_ms: || 0.0,
+            wall_ms: || 0,
+            random: || "0123456789abcdef0123456789abcdef".into(),
+            log: |_| {},
+            record: |_| RECORDS.with(|r| r.set(r.get() + 1)),
+            unrecorded: &["/healthz"],
+        };
+        let endpoint = |_: Request| Response::new(200);
+        let layers: [&dyn Middleware; 1] = [&layer];
+        for path in ["/healthz", "/api/config", "/healthz/x"] {
+            let request = Request {
+                method: "GET".into(),
+                path: path.into(),
+                ..Request::default()
+            };
+            Next::new(&layers, &endpoint).run(request);
+        }
+        assert_eq!(RECORDS.with(Cell::get), 2);
     }
 }

@@ -1,0 +1,107 @@
+//! What a request costs before and after the guest runs: a store, a fresh
+//! instance of the component from the pooling allocator, and dropping both.
+//! Compares the composed app on each target with the hello fixture (the
+//! runtime floor), on the engine configuration `portico serve` uses.
+//!
+//! ```sh
+//! cargo run --release -- build          # dist/*.wasm
+//! cargo bench -p portico --bench instantiate
+//! ```
+//!
+//! The hello fixture is built here (`target/wasm`) when missing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use portico::serve::{ServeOptions, Target, prepare};
+
+const ROUNDS: usize = 5;
+const PER_ROUND: u32 = 2_000;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn hello(ws: &Path) -> PathBuf {
+    let path = portico::build::compiled(ws, "hello");
+    if !path.exists() {
+        portico::build::compile(ws, &["hello"]).expect("building the hello fixture");
+    }
+    path
+}
+
+fn options(target: Target, component: PathBuf, data: &Path, cache: &Path) -> ServeOptions {
+    let mut variables = BTreeMap::new();
+    variables.insert(
+        "jwt_secret".to_string(),
+        "bench-secret-0123456789abcdef0123456789abcdef".to_string(),
+    );
+    ServeOptions {
+        target,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: data.to_path_buf(),
+        component,
+        cache_dir: cache.to_path_buf(),
+        variables,
+        sqlite_databases: portico::spin::sqlite::Databases {
+            granted: vec!["default".into()],
+            defined: vec!["default".into()],
+        },
+        schedule: Vec::new(),
+    }
+}
+
+/// The median over rounds of the mean time per instantiate-and-drop.
+fn measure(runtime: &tokio::runtime::Runtime, options: &ServeOptions) -> Duration {
+    let server = prepare(options).expect("preparing the component");
+    let mut rounds: Vec<Duration> = (0..ROUNDS)
+        .map(|_| {
+            runtime.block_on(async {
+                let started = Instant::now();
+                for _ in 0..PER_ROUND {
+                    server.instantiate_and_drop().await.expect("instantiating");
+                }
+                started.elapsed() / PER_ROUND
+            })
+        })
+        .collect();
+    rounds.sort();
+    rounds[ROUNDS / 2]
+}
+
+fn main() {
+    let ws = workspace();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let data = std::env::temp_dir().join(format!("portico-bench-{}", std::process::id()));
+    // Compiled components are cached across runs, as `portico serve` does.
+    let cache = ws.join("target/bench-cache");
+    let rows = [
+        ("hello (wasi)", Target::Wasi, hello(&ws)),
+        (
+            "app, --target spin",
+            Target::Spin,
+            ws.join("dist/portico-spin.wasm"),
+        ),
+        (
+            "app, --target wasi",
+            Target::Wasi,
+            ws.join("dist/portico-wasi.wasm"),
+        ),
+    ];
+    let mut floor = None;
+    println!("instantiate + drop, median of {ROUNDS} rounds of {PER_ROUND}:");
+    for (label, target, component) in rows {
+        let time = measure(&runtime, &options(target, component, &data, &cache));
+        let floor = *floor.get_or_insert(time);
+        println!(
+            "  {label:<20} {:>8.1} µs  ({:.1}x hello)",
+            time.as_secs_f64() * 1e6,
+            time.as_secs_f64() / floor.as_secs_f64()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
