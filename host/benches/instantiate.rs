@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use portico::serve::{ServeOptions, Target, prepare};
+use portico::serve::{PoolTuning, ServeOptions, Target, prepare_with};
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 const PER_ROUND: u32 = 2_000;
 
 fn workspace() -> PathBuf {
@@ -52,24 +52,6 @@ fn options(target: Target, component: PathBuf, data: &Path, cache: &Path) -> Ser
     }
 }
 
-/// The median over rounds of the mean time per instantiate-and-drop.
-fn measure(runtime: &tokio::runtime::Runtime, options: &ServeOptions) -> Duration {
-    let server = prepare(options).expect("preparing the component");
-    let mut rounds: Vec<Duration> = (0..ROUNDS)
-        .map(|_| {
-            runtime.block_on(async {
-                let started = Instant::now();
-                for _ in 0..PER_ROUND {
-                    server.instantiate_and_drop().await.expect("instantiating");
-                }
-                started.elapsed() / PER_ROUND
-            })
-        })
-        .collect();
-    rounds.sort();
-    rounds[ROUNDS / 2]
-}
-
 fn main() {
     let ws = workspace();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -80,25 +62,67 @@ fn main() {
     // Compiled components are cached across runs, as `portico serve` does.
     let cache = ws.join("target/bench-cache");
     let rows = [
-        ("hello (wasi)", Target::Wasi, hello(&ws)),
+        (
+            "hello (wasi)",
+            Target::Wasi,
+            hello(&ws),
+            PoolTuning::Resident,
+        ),
         (
             "app, --target spin",
             Target::Spin,
             ws.join("dist/portico-spin.wasm"),
+            PoolTuning::Resident,
         ),
         (
             "app, --target wasi",
             Target::Wasi,
             ws.join("dist/portico-wasi.wasm"),
+            PoolTuning::Resident,
+        ),
+        (
+            "hello, pool defaults",
+            Target::Wasi,
+            hello(&ws),
+            PoolTuning::Decommit,
+        ),
+        (
+            "app spin, pool defaults",
+            Target::Spin,
+            ws.join("dist/portico-spin.wasm"),
+            PoolTuning::Decommit,
         ),
     ];
-    let mut floor = None;
-    println!("instantiate + drop, median of {ROUNDS} rounds of {PER_ROUND}:");
-    for (label, target, component) in rows {
-        let time = measure(&runtime, &options(target, component, &data, &cache));
-        let floor = *floor.get_or_insert(time);
+    let servers: Vec<_> = rows
+        .iter()
+        .map(|(_, target, component, tuning)| {
+            prepare_with(&options(*target, component.clone(), &data, &cache), *tuning)
+                .expect("preparing the component")
+        })
+        .collect();
+    // Rounds interleave the rows, so load from elsewhere weighs on all alike.
+    let mut times = vec![Vec::new(); rows.len()];
+    for _ in 0..ROUNDS {
+        for (server, times) in servers.iter().zip(&mut times) {
+            let started = Instant::now();
+            runtime.block_on(async {
+                for _ in 0..PER_ROUND {
+                    server.instantiate_and_drop().await.expect("instantiating");
+                }
+            });
+            times.push(started.elapsed() / PER_ROUND);
+        }
+    }
+    println!("instantiate + drop, median of {ROUNDS} interleaved rounds of {PER_ROUND}:");
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let floor = median(&mut times[0].clone());
+    for ((label, ..), times) in rows.iter().zip(&mut times) {
+        let time = median(times);
         println!(
-            "  {label:<20} {:>8.1} µs  ({:.1}x hello)",
+            "  {label:<24} {:>8.1} µs  ({:.1}x hello)",
             time.as_secs_f64() * 1e6,
             time.as_secs_f64() / floor.as_secs_f64()
         );

@@ -113,7 +113,17 @@ pub struct Server {
     spin: Option<Arc<SpinBackend>>,
 }
 
-fn engine() -> Result<Engine> {
+/// How the instance pool treats memories and tables between requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolTuning {
+    /// What `portico serve` uses: pages kept resident and reset in place.
+    Resident,
+    /// Wasmtime's defaults: every page returned to the kernel after each
+    /// request (kept for the benchmark that measures the difference).
+    Decommit,
+}
+
+fn engine(tuning: PoolTuning) -> Result<Engine> {
     let mut pooling = PoolingAllocationConfig::new();
     // A composed app is ~8 components of a few core instances each.
     pooling
@@ -134,11 +144,13 @@ fn engine() -> Result<Engine> {
     // where the kernel has it, Linux 6.7+) up to these sizes, and what
     // remains is decommitted in batches. Spin keeps 2 MiB of each memory and
     // 512 KiB of each table resident for the same reason.
-    pooling
-        .linear_memory_keep_resident(2 << 20)
-        .table_keep_resident(512 << 10)
-        .pagemap_scan(wasmtime::Enabled::Auto)
-        .decommit_batch_size(64);
+    if tuning == PoolTuning::Resident {
+        pooling
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(512 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .decommit_batch_size(64);
+    }
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     Ok(Engine::new(&config)?)
@@ -184,7 +196,12 @@ fn load_component(engine: &Engine, wasm: &Path, cache_dir: &Path) -> Result<Comp
 /// Compiles (or loads from the cache) and pre-instantiates the component
 /// `options` name, with the host interfaces of its target.
 pub fn prepare(options: &ServeOptions) -> Result<Server> {
-    let engine = engine()?;
+    prepare_with(options, PoolTuning::Resident)
+}
+
+/// [`prepare`] with the instance pool tuned as `tuning` says.
+pub fn prepare_with(options: &ServeOptions, tuning: PoolTuning) -> Result<Server> {
+    let engine = engine(tuning)?;
     let component = load_component(&engine, &options.component, &options.cache_dir)?;
     let mut linker: Linker<RequestState> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
