@@ -679,3 +679,73 @@ fn url_encode(text: &str) -> String {
         })
         .collect()
 }
+
+on_both_targets!(encoded_paths_reach_protected_pages_only_through_authorisation);
+
+/// A protected page is authorised on the path that is served: `/%61pp/` is
+/// `/app/`, and the site's protected objects are not served through
+/// `/assets/` either.
+fn encoded_paths_reach_protected_pages_only_through_authorisation(target: Target) {
+    let app = start(target, &[]);
+    let admin = app.session(ADMIN, ADMIN_PASSWORD);
+    for page in ["site/app/index.html", "site/admin/index.html"] {
+        let reply = Reply::from(
+            client()
+                .put(&app.url(&format!("/admin/assets/{page}")))
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "text/html")
+                .send("<p>secret page</p>")
+                .unwrap(),
+        );
+        assert_eq!(reply.status, 201, "{page}: {}", reply.text());
+    }
+    let no_redirects = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let get = |path: &str| Reply::from(no_redirects.get(&app.url(path)).call().unwrap());
+    for path in ["/app/", "/%61pp/", "/%61%70%70/", "/%61pp/index.html"] {
+        let reply = get(path);
+        assert_eq!(
+            reply.status,
+            302,
+            "{path} without a session: {}",
+            reply.text()
+        );
+        assert!(
+            reply
+                .header("location")
+                .is_some_and(|l| l.starts_with("/login?next=")),
+            "{path}: {:?}",
+            reply.header("location")
+        );
+    }
+    for path in ["/admin/", "/%61dmin/", "/%41dmin/"] {
+        let reply = get(path);
+        assert_ne!(reply.status, 200, "{path} without a session");
+        assert!(
+            !reply.text().contains("secret page"),
+            "{path} served the page"
+        );
+    }
+    for path in [
+        "/assets/site/admin/index.html",
+        "/assets/site/app/index.html",
+        "/assets/%73ite/app/index.html",
+    ] {
+        get(path).assert_problem(404, "not-found");
+    }
+    // With the admin's session the pages are served at their own paths.
+    for path in ["/app/", "/%61dmin/"] {
+        let reply = Reply::from(
+            no_redirects
+                .get(&app.url(path))
+                .header("cookie", format!("session={admin}"))
+                .call()
+                .unwrap(),
+        );
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        assert!(reply.text().contains("secret page"));
+    }
+}

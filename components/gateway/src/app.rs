@@ -6,6 +6,7 @@ use crate::middleware::auth::{Authenticate, Authorize, Verified};
 use crate::middleware::cors::{self, Cors, CorsConfig};
 use crate::middleware::csrf::Csrf;
 use crate::middleware::observe::Observe;
+use crate::middleware::path::NormalizePath;
 use crate::middleware::rate_limit::{Decision, RateLimit};
 use crate::middleware::request_id::RequestId;
 use crate::middleware::security::{self, SecurityHeaders};
@@ -173,7 +174,7 @@ fn verify_session(token: &str) -> Result<Verified, Problem> {
 }
 
 /// Page prefixes that need a session (`protected_prefixes`, comma-separated).
-fn protected_prefixes() -> Vec<String> {
+pub fn protected_prefixes() -> Vec<String> {
     setting("protected_prefixes")
         .unwrap_or_else(|| "/app/".to_string())
         .split(',')
@@ -263,13 +264,15 @@ pub fn handle(request: Request) -> Response {
     };
     let cors = Cors { load: cors_config };
     let csrf = Csrf { cors: cors_config };
-    // The order of the chain: headers every answer needs, then CORS (which
+    // The order of the chain: headers every answer needs, the one path
+    // every later layer reads, then CORS (which
     // answers preflights itself), the cross-site check, who is asking, how
     // much they may ask, and only then whether they may ask for this.
-    let layers: [&dyn Middleware; 8] = [
+    let layers: [&dyn Middleware; 9] = [
         &request_id,
         &observe,
         &security_headers,
+        &NormalizePath,
         &cors,
         &csrf,
         &authenticate,

@@ -69,6 +69,24 @@ pub fn find_cookie<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The `Cookie` header without any cookie called `name`, by the same rule
+/// [`find_cookie`] matches names (whitespace around a name ignored), so a
+/// cookie the gateway reads is always one it can strip; `None` when nothing
+/// is left.
+pub fn without_cookie(cookie_header: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = cookie_header
+        .split(';')
+        .map(trim_wsp)
+        .filter(|pair| {
+            !pair.is_empty()
+                && pair
+                    .split_once('=')
+                    .is_none_or(|(pair_name, _)| trim_wsp(pair_name) != name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
 /// Builds `name=value; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=N`,
 /// leaving out `Secure` when `secure` is false (plain-HTTP development).
 ///
@@ -311,5 +329,33 @@ mod tests {
         let set = session_cookie("session", "tok.en_1", 60, true).unwrap();
         let pair = set.split(';').next().unwrap();
         assert_eq!(find_cookie(pair, "session"), Some("tok.en_1"));
+    }
+
+    #[test]
+    fn without_cookie_strips_what_find_cookie_reads() {
+        for header in [
+            "session=tok",
+            "session =tok",
+            "a=1; session =tok; b=2",
+            "a=1;\tsession\t=tok",
+            "session=tok; session=other",
+        ] {
+            assert!(find_cookie(header, "session").is_some(), "{header}");
+            let kept = without_cookie(header, "session");
+            assert!(
+                kept.as_deref()
+                    .is_none_or(|kept| find_cookie(kept, "session").is_none()),
+                "{header} -> {kept:?}"
+            );
+        }
+        assert_eq!(
+            without_cookie("a=1; session=tok; b=2", "session").as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(
+            without_cookie("sessionx=1", "session").as_deref(),
+            Some("sessionx=1")
+        );
+        assert_eq!(without_cookie("session=tok", "session"), None);
     }
 }

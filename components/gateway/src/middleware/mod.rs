@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cors;
 pub mod csrf;
 pub mod observe;
+pub mod path;
 pub mod rate_limit;
 pub mod request_id;
 pub mod security;

@@ -52,9 +52,27 @@ fn name_instance(response: &mut Response, path: &str) {
     response.set_header("content-length", &len);
 }
 
-/// `GET`/`HEAD /assets/{path}`.
+/// `GET`/`HEAD /assets/{path}`: any object but the site's pages behind
+/// authorisation (`/admin/` and the protected prefixes), which are served
+/// only at their own paths, where the authorising layer sees them.
 pub fn get(request: &Request) -> Result<Response, Problem> {
     let path = request.path.strip_prefix(MOUNT).unwrap_or("/");
+    if let Some(page) = site_root().and_then(|root| {
+        path.trim_start_matches('/')
+            .strip_prefix(root.as_str())
+            .map(|rest| format!("/{rest}"))
+    }) && (page.starts_with("/admin/")
+        || crate::app::protected_prefixes()
+            .iter()
+            .any(|prefix| page.starts_with(prefix.as_str())))
+    {
+        return Err(Problem::new(
+            404,
+            "not-found",
+            "Not found",
+            format!("no asset at {}", path.trim_start_matches('/')),
+        ));
+    }
     serve("", path, request)
 }
 

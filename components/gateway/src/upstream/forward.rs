@@ -37,12 +37,7 @@ pub fn end_to_end(headers: &[(String, String)]) -> Vec<(String, String)> {
 
 /// The `Cookie` header without Portico's `session` cookie (`None` if empty).
 fn without_session_cookie(value: &str) -> Option<String> {
-    let kept: Vec<&str> = value
-        .split(';')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("session="))
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+    crate::cookie::without_cookie(value, "session")
 }
 
 fn quoted(value: &str) -> String {
@@ -77,6 +72,11 @@ pub fn request_headers(
                 }
             }
             "x-forwarded-for" => forwarded_for = Some(value),
+            // The gateway says how the request reached it; what a client
+            // claims about that is replaced, never passed on (an origin or
+            // a cache keyed on it could be poisoned).
+            "forwarded" | "x-forwarded-host" | "x-forwarded-proto" | "x-forwarded-port"
+            | "x-forwarded-prefix" | "x-real-ip" => {}
             n if n.starts_with(IDENTITY_PREFIX) || n.starts_with("spin-") || n == "traceparent" => {
             }
             _ => headers.push((name, value)),
