@@ -213,6 +213,7 @@ fn add_user(store: &KvStore, name: &str, roles: Vec<String>, iterations: u32) ->
             "no password on standard input (e.g. `echo \"$PASSWORD\" | portico users add {name}`)"
         );
     }
+    portico_auth_logic::user::check_new_password(password).map_err(anyhow::Error::msg)?;
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
     let record = UserRecord {

@@ -310,6 +310,20 @@ impl Server {
         mut request: hyper::Request<hyper::body::Incoming>,
         client: SocketAddr,
     ) -> Result<HostResponse> {
+        // HTTP/1.1 requires `Host` and HTTP/1.0 may leave it out; without it
+        // (or an absolute URI) the request names no authority, and the
+        // component could only fail on it. It is the client's mistake.
+        if request.uri().authority().is_none()
+            && !request.headers().contains_key(hyper::header::HOST)
+        {
+            return Ok(problem_response(
+                400,
+                "missing-host",
+                "Host required",
+                "the request has no Host header (required by HTTP/1.1) and no absolute URI"
+                    .to_string(),
+            ));
+        }
         crate::hop_by_hop::strip_connection_fields(request.headers_mut());
         if self.target == Target::Spin {
             // What Spin's HTTP trigger tells a component about the request.
@@ -368,11 +382,23 @@ fn host_problem(err: &anyhow::Error) -> HostResponse {
     } else {
         (500, "component-failure", "The component failed")
     };
+    let mut response = problem_response(status, kind, title, format!("{err:#}"));
+    if overloaded {
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+    }
+    response
+}
+
+/// An `application/problem+json` answer made by the host itself.
+fn problem_response(status: u16, kind: &str, title: &str, detail: String) -> HostResponse {
     let body = serde_json::json!({
         "type": format!("https://portico.dev/problems#{kind}"),
         "title": title,
         "status": status,
-        "detail": format!("{err:#}"),
+        "detail": detail,
     })
     .to_string();
     let body = Full::new(Bytes::from(body))
@@ -386,12 +412,6 @@ fn host_problem(err: &anyhow::Error) -> HostResponse {
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/problem+json"),
     );
-    if overloaded {
-        response.headers_mut().insert(
-            hyper::header::RETRY_AFTER,
-            hyper::header::HeaderValue::from_static("1"),
-        );
-    }
     response
 }
 

@@ -572,17 +572,18 @@ fn admin_routes_need_the_admin_role() {
         }
         Reply::from(request.send(body.to_string()).unwrap())
     };
-    put_user(None, "ada", json!({"password": "pw-ada-1"})).assert_problem(401, "unauthenticated");
+    put_user(None, "ada", json!({"password": "pw-ada-1-longer"}))
+        .assert_problem(401, "unauthenticated");
     assert_eq!(
         put_user(
             Some(&admin),
             "ada",
-            json!({"password": "pw-ada-1", "roles": ["editor"]})
+            json!({"password": "pw-ada-1-longer", "roles": ["editor"]})
         )
         .status,
         204
     );
-    let ada = app.session("ada", "pw-ada-1");
+    let ada = app.session("ada", "pw-ada-1-longer");
     put_user(Some(&ada), "eve", json!({"password": "x"})).assert_problem(403, "forbidden");
     assert_eq!(
         app.user_with_cookie(&ada).json()["roles"],
@@ -592,6 +593,20 @@ fn admin_routes_need_the_admin_role() {
     put_user(Some(&admin), "bad%2Fname", json!({"password": "x"}))
         .assert_problem(400, "bad-request");
     put_user(Some(&admin), "bob", json!({"roles": ["admin"]})).assert_problem(400, "bad-request");
+    // Passwords have a minimum length, and the answer says it.
+    let short = put_user(Some(&admin), "bob", json!({"password": "elevenchars"}));
+    short.assert_problem(400, "bad-request");
+    assert!(
+        short.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("at least 12 characters")),
+        "{}",
+        short.text()
+    );
+    assert_eq!(
+        put_user(Some(&admin), "bob", json!({"password": "twelve-chars"})).status,
+        204
+    );
     put_user(
         Some(&admin),
         "bob",
@@ -641,6 +656,8 @@ fn protected_pages_redirect_to_login_and_next_never_leaves_the_site() {
         ("/\\evil.example", "/"),
         ("/%2F%2Fevil.example", "/"),
         ("/%5Cevil.example", "/"),
+        ("/.%2e/%2f%2fevil.example", "/"),
+        ("/app/../..//evil.example", "/"),
         ("javascript:alert(1)", "/"),
         ("", "/"),
     ];

@@ -109,6 +109,21 @@ fn users_add_creates_a_user_the_app_can_log_in() {
     use std::io::Write;
     for target in [Target::Spin, Target::Wasi] {
         let data = data_dir("usersadd");
+        // A password under the minimum length is refused, saying the rule.
+        let mut short = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["users", "add", "grace", "--iterations", "1000"])
+            .args(["--target", crate::harness::target_name(target)])
+            .arg("--data")
+            .arg(data.path())
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        short.stdin.take().unwrap().write_all(b"hopper\n").unwrap();
+        let output = short.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains("at least 12 characters"), "{stderr}");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
             .args([
                 "users",
@@ -130,7 +145,7 @@ fn users_add_creates_a_user_the_app_can_log_in() {
             .stdin
             .take()
             .unwrap()
-            .write_all(b"hopper-1906\n")
+            .write_all(b"hopper-1906-cobol\n")
             .unwrap();
         let output = child.wait_with_output().unwrap();
         assert!(
@@ -142,7 +157,7 @@ fn users_add_creates_a_user_the_app_can_log_in() {
         let login = crate::harness::Reply::from(
             crate::harness::client()
                 .post(&format!("{}/api/login", host.url))
-                .send(r#"{"username":"grace","password":"hopper-1906"}"#)
+                .send(r#"{"username":"grace","password":"hopper-1906-cobol"}"#)
                 .unwrap(),
         );
         assert_eq!(login.status, 200, "{}", login.text());
@@ -188,8 +203,10 @@ fn publish_writes_pages_the_app_serves_and_skips_unchanged_files() {
             login.header("content-type"),
             Some("text/html; charset=utf-8")
         );
-        // The object store sees them as it sees uploads.
-        let index = get(&format!("{}/assets/site/app/index.html", host.url));
-        assert_eq!(index.text(), "<h1>app</h1>");
+        // The object store sees them as it sees uploads, but serves the
+        // site's protected pages only at their own paths.
+        let page = get(&format!("{}/assets/site/login.html", host.url));
+        assert_eq!(page.text(), "<h1>login v2</h1>");
+        get(&format!("{}/assets/site/app/index.html", host.url)).assert_problem(404, "not-found");
     }
 }

@@ -25,6 +25,8 @@ const ANY: &str = "http://any.example";
 const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 const DEFAULT_HSTS: &str = "max-age=63072000; includeSubDomains";
 const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=()";
+/// The README's policy for every response that is not HTML.
+const DOCUMENT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
 
 /// Three rules: `/api/` with credentials, the longer `/api/ab/` that lists
 /// `null` and answers private-network preflights, and `/ofrep/` open to `*`.
@@ -863,6 +865,7 @@ fn csrf_refuses_cross_site_unsafe_requests(target: Target) {
     let own = app.origin().to_string();
     let port = own.rsplit(':').next().unwrap().parse::<u16>().unwrap();
     let other_port = format!("http://127.0.0.1:{}", if port == 1 { 2 } else { port - 1 });
+    let other_scheme = format!("evil://127.0.0.1:{port}");
     let form = format!("username={ADMIN}&password={ADMIN_PASSWORD}&next=%2Fapp%2F");
     let form_type = ("content-type", "application/x-www-form-urlencoded");
 
@@ -879,6 +882,11 @@ fn csrf_refuses_cross_site_unsafe_requests(target: Target) {
         (
             "same host, another port",
             vec![("origin", other_port.as_str())],
+            Err(()),
+        ),
+        (
+            "this host and port on a scheme that is not http(s)",
+            vec![("origin", other_scheme.as_str())],
             Err(()),
         ),
         (
@@ -1132,8 +1140,41 @@ fn security_headers_on_pages_and_nosniff_everywhere(target: Target) {
         ),
         ("POST", "/api/logout", vec![("origin", EVIL)]),
     ];
+    // Documents that are not HTML still run script when opened (SVG, XML,
+    // XHTML, XSL): every one is sandboxed, through either mount.
+    let script =
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(document.cookie)</script></svg>";
+    for (path, content_type) in [
+        ("x.svg", "image/svg+xml"),
+        ("x.xml", "application/xml"),
+        ("x.xhtml", "application/xhtml+xml"),
+        ("x.xsl", "application/xslt+xml"),
+    ] {
+        upload(&app, &admin, &format!("site/{path}"), script, content_type);
+        for url in [format!("/{path}"), format!("/assets/site/{path}")] {
+            let reply = app.call("GET", &url, &[], None);
+            assert_eq!(reply.status, 200, "GET {url}: {}", reply.text());
+            if header_all(&reply, "content-security-policy") != [DOCUMENT_CSP] {
+                failures.push(format!(
+                    "GET {url} ({content_type}): Content-Security-Policy {:?} (want {DOCUMENT_CSP:?})",
+                    header_all(&reply, "content-security-policy")
+                ));
+            }
+        }
+    }
     for (method, path, headers) in &cases {
         let reply = app.call(method, path, headers, None);
+        let html = reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"));
+        if !html && header_all(&reply, "content-security-policy") != [DOCUMENT_CSP] {
+            failures.push(format!(
+                "{method} {path} ({}, {:?}): Content-Security-Policy {:?}",
+                reply.status,
+                reply.header("content-type"),
+                header_all(&reply, "content-security-policy")
+            ));
+        }
         if header_all(&reply, "x-content-type-options") != ["nosniff"] {
             failures.push(format!(
                 "{method} {path} ({}, {:?}): X-Content-Type-Options {:?}",

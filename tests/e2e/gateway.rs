@@ -25,6 +25,7 @@ on_both_targets!(
     unknown_route_is_404_problem,
     wrong_method_is_405_problem_with_allow,
     oversized_body_is_413_problem,
+    request_without_host_is_400_problem,
     malformed_login_body_is_400_problem,
     business_components_are_reachable,
 );
@@ -138,10 +139,9 @@ fn unknown_route_is_404_problem(target: Target) {
         let body = reply.assert_problem(404, "not-found");
         assert_eq!(body["instance"], path);
     }
-    // Unclaimed paths fall through to the static site, which refuses a
-    // traversal attempt outright rather than looking it up.
+    // A traversal attempt is refused before any route sees it.
     let path = "/%2e%2e/etc/passwd";
-    let body = get(&format!("{}{path}", host.url)).assert_problem(400, "encoded-dot-segment");
+    let body = get(&format!("{}{path}", host.url)).assert_problem(400, "invalid-path");
     assert_eq!(body["instance"], path);
 }
 
@@ -203,6 +203,38 @@ fn oversized_body_is_413_problem(target: Target) {
         text.contains("https://portico.dev/problems#payload-too-large"),
         "{text}"
     );
+}
+
+/// HTTP/1.0 may leave `Host` out and a broken HTTP/1.1 client may too: the
+/// client's mistake, answered `400` problem+json, never a component failure.
+fn request_without_host_is_400_problem(target: Target) {
+    use std::io::{Read, Write};
+    let (host, _data) = app(target);
+    let address = host.url.trim_start_matches("http://");
+    for head in [
+        "GET /healthz HTTP/1.0\r\n\r\n",
+        "GET /api/config HTTP/1.1\r\nconnection: close\r\n\r\n",
+    ] {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1."), "{head:?}: {text}");
+        assert_eq!(&text[9..12], "400", "{head:?}: {text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/problem+json"),
+            "{text}"
+        );
+        assert!(
+            text.contains("https://portico.dev/problems#missing-host"),
+            "{text}"
+        );
+    }
 }
 
 fn malformed_login_body_is_400_problem(target: Target) {

@@ -2,16 +2,14 @@
 //! when the user was created.
 
 use portico_auth_logic::password::{dummy_verify, hash_password, verify_password};
-use portico_auth_logic::user::{UserRecord as User, valid_name, valid_role};
+use portico_auth_logic::user::{
+    MAX_PASSWORD_BYTES, UserRecord as User, check_new_password, valid_name, valid_role,
+};
 
 use crate::portico::platform::kv;
 use crate::portico::types::http::Problem;
 use crate::problems::{bad_request, invalid_credentials, misconfigured, problem, storage};
 use crate::settings::Settings;
-
-/// Passwords longer than this are refused before hashing: PBKDF2 cost grows
-/// with the input and nobody types a kilobyte.
-const MAX_PASSWORD_BYTES: usize = 1024;
 
 fn check_name(name: &str) -> Result<(), Problem> {
     if valid_name(name) {
@@ -52,11 +50,7 @@ pub fn put(
 ) -> Result<(), Problem> {
     check_name(name)?;
     check_roles(roles)?;
-    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
-        return Err(bad_request(format!(
-            "passwords are 1 to {MAX_PASSWORD_BYTES} bytes"
-        )));
-    }
+    check_new_password(password).map_err(bad_request)?;
     let salt = crate::random_bytes::<16>();
     store(&User {
         name: name.to_string(),
@@ -78,6 +72,8 @@ pub fn authenticate(settings: &Settings, name: &str, password: &str) -> Result<U
         && let Some((admin, admin_password)) = &settings.bootstrap_admin
         && admin == name
     {
+        check_new_password(admin_password)
+            .map_err(|rule| misconfigured(format!("bootstrap_admin: {rule}")))?;
         put(settings, admin, admin_password, &["admin".to_string()])?;
         user = load(name)?;
     }

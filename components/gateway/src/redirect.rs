@@ -68,7 +68,7 @@ fn is_safe_target(target: &str) -> bool {
     {
         return false;
     }
-    if !starts_with_single_slash(target.as_bytes()) {
+    if !starts_with_single_slash(target.as_bytes()) || has_dot_segment(target.as_bytes()) {
         return false;
     }
     let mut current = target.as_bytes().to_vec();
@@ -78,12 +78,26 @@ fn is_safe_target(target: &str) -> bool {
             return true;
         }
         let hostile = decoded.iter().any(|&b| b == b'\\' || b.is_ascii_control());
-        if hostile || !starts_with_single_slash(&decoded) {
+        if hostile || !starts_with_single_slash(&decoded) || has_dot_segment(&decoded) {
             return false;
         }
         current = decoded;
     }
     false
+}
+
+/// Whether the path part (before `?` or `#`) has a `.` or `..` segment: a
+/// browser resolves `/..//evil.example` to `//evil.example`, another host,
+/// so such a target is refused, not resolved. (Without dot-segments a `//`
+/// after the first segment stays a same-site path.)
+fn has_dot_segment(target: &[u8]) -> bool {
+    let end = target
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(target.len());
+    target[..end]
+        .split(|&b| b == b'/')
+        .any(|segment| segment == b"." || segment == b"..")
 }
 
 fn starts_with_single_slash(path: &[u8]) -> bool {
@@ -203,6 +217,12 @@ mod tests {
             "/\u{2215}evil.com",
             "/\u{e9}vil",
             "/%2525252525252525",
+            "/.%2e/%2f%2fevil.com",
+            "/..//evil.com",
+            "/a/../..//evil.com",
+            "/%2e%2e/%2F%2Fevil.com",
+            "/./evil",
+            "/a/%252e%252e/%252f%252fevil.com",
             &too_long,
         ];
         for target in cases {

@@ -16,9 +16,16 @@ pub struct Csrf {
     pub cors: Load,
 }
 
-/// `scheme://host[:port]` -> `host[:port]`.
-fn authority(origin: &str) -> Option<&str> {
-    origin.split_once("://").map(|(_, rest)| rest)
+/// Whether `origin` is this site: `http://` or `https://` (a TLS-terminating
+/// proxy in front means the gateway cannot tell which the browser used) and
+/// exactly this request's `Host`. Any other scheme (`evil://host`) is
+/// another origin, even with the same authority.
+fn is_this_site(origin: &str, host: &str) -> bool {
+    origin.split_once("://").is_some_and(|(scheme, authority)| {
+        (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+            && !host.is_empty()
+            && authority.eq_ignore_ascii_case(host)
+    })
 }
 
 fn refuse(request: &Request, why: String) -> Response {
@@ -44,7 +51,7 @@ impl Middleware for Csrf {
             return next.run(request);
         };
         let host = request.header("host").unwrap_or_default();
-        let same_site = authority(&origin).is_some_and(|a| a.eq_ignore_ascii_case(host));
+        let same_site = is_this_site(&origin, host);
         let trusted = || match (self.cors)() {
             Ok(Some(config)) => config
                 .rule_for(&request.path)
@@ -123,5 +130,15 @@ mod tests {
             status("GET", "/api/x", &[("origin", "https://evil.example")]),
             200
         );
+    }
+
+    #[test]
+    fn this_site_is_http_or_https_with_exactly_this_host() {
+        assert!(is_this_site("http://127.0.0.1:3000", "127.0.0.1:3000"));
+        assert!(is_this_site("HTTPS://Example.com", "example.com"));
+        assert!(!is_this_site("evil://127.0.0.1:3000", "127.0.0.1:3000"));
+        assert!(!is_this_site("http://127.0.0.1:3001", "127.0.0.1:3000"));
+        assert!(!is_this_site("null", "127.0.0.1:3000"));
+        assert!(!is_this_site("http://", ""));
     }
 }

@@ -1,6 +1,11 @@
 //! Security headers: `nosniff` on every response, and on HTML the page
 //! protections a browser enforces (CSP, framing, referrer, HSTS,
 //! permissions). Routes never set these themselves, so no page can forget.
+//!
+//! Every other response gets [`DOCUMENT_CSP`]: a type that is not HTML can
+//! still be a document when opened (SVG, XML, XHTML, XSL run their scripts
+//! in the site's origin), so unless the response brings its own policy it
+//! is sandboxed with scripts and every fetch off.
 
 use super::{Middleware, Next};
 use crate::http::{Request, Response};
@@ -11,6 +16,9 @@ pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 
 img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
 form-action 'self'; frame-ancestors 'none'";
 pub const DEFAULT_HSTS: &str = "max-age=63072000; includeSubDomains";
+/// The policy of every response that is not HTML: rendered as a document,
+/// it may show itself (inline styles, as SVG uses) and nothing else.
+pub const DOCUMENT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
 
 pub struct SecurityHeaders {
     /// `Content-Security-Policy` for HTML.
@@ -43,6 +51,12 @@ impl Middleware for SecurityHeaders {
                 "permissions-policy",
                 "camera=(), microphone=(), geolocation=()",
             );
+        } else if response.status != 304 && response.header("content-security-policy").is_none() {
+            // Never on a 304: a browser merges its fields into the stored
+            // response, whose own policy (a page's) must stay.
+            response
+                .headers
+                .push(("content-security-policy".into(), DOCUMENT_CSP.into()));
         }
         response
     }
@@ -71,6 +85,16 @@ mod tests {
         assert_eq!(html.header("strict-transport-security"), None);
         let json = run(Response::json(200, "{}".into()));
         assert_eq!(json.header("x-content-type-options"), Some("nosniff"));
-        assert_eq!(json.header("content-security-policy"), None);
+        assert_eq!(json.header("content-security-policy"), Some(DOCUMENT_CSP));
+        assert_eq!(json.header("x-frame-options"), None);
+        let svg = run(Response::new(200).with_header("content-type", "image/svg+xml"));
+        assert_eq!(svg.header("content-security-policy"), Some(DOCUMENT_CSP));
+        let own = run(Response::new(200)
+            .with_header("content-type", "application/xml")
+            .with_header("content-security-policy", "default-src 'self'"));
+        assert_eq!(
+            own.header("content-security-policy"),
+            Some("default-src 'self'")
+        );
     }
 }
