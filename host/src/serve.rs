@@ -326,13 +326,15 @@ impl Server {
         }
         crate::hop_by_hop::strip_connection_fields(request.headers_mut());
         if self.target == Target::Spin {
-            // What Spin's HTTP trigger tells a component about the request.
+            // What Spin's HTTP trigger tells a component about the request,
+            // added as Spin adds it: after any value the client sent under
+            // the same name (Spin keeps those), so the last value is Spin's.
             let headers = request.headers_mut();
-            headers.insert("spin-client-addr", client.to_string().parse()?);
-            headers.insert("spin-matched-route", "/...".parse()?);
-            headers.insert("spin-base-path", "/".parse()?);
-            headers.insert("spin-component-route", "".parse()?);
-            headers.insert("spin-raw-component-route", "/...".parse()?);
+            headers.append("spin-client-addr", client.to_string().parse()?);
+            headers.append("spin-matched-route", "/...".parse()?);
+            headers.append("spin-base-path", "/".parse()?);
+            headers.append("spin-component-route", "".parse()?);
+            headers.append("spin-raw-component-route", "/...".parse()?);
         }
         let mut store = self.new_store()?;
         let (sender, receiver) = tokio::sync::oneshot::channel();

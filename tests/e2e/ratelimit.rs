@@ -58,11 +58,58 @@ fn sf_item(value: &str) -> (String, BTreeMap<String, u64>) {
 }
 
 on_both_targets!(
+    forged_client_addresses_make_no_new_keys,
     burst_admits_exactly_the_limit_under_concurrency,
     keys_are_independent_and_refill_at_the_gcra_rate,
     storage_failure_fails_open_by_default,
     storage_failure_fails_closed_when_configured,
 );
+
+/// A client cannot pick its own rate-limit key: a `spin-client-addr` it
+/// sends is not the runtime's (on Spin the runtime's value comes last; on
+/// `wasmtime serve` there is none, so every `spin-*` field is the client's),
+/// and in a trusted `X-Forwarded-For` only the entry the proxy appended
+/// (the last) counts.
+fn forged_client_addresses_make_no_new_keys(target: Target) {
+    let data = data_dir("rl-forged");
+    let host = app_with(
+        target,
+        data.path(),
+        &[("rate_limit_policies", "default=3/1h")],
+    );
+    let url = format!("{}/api/config", host.url);
+    let agent = client();
+    let admitted = |header: &str, value: &dyn Fn(usize) -> String| -> usize {
+        (0..6)
+            .filter(|i| {
+                let reply = Reply::from(
+                    agent
+                        .get(&url)
+                        .header(header, value(*i))
+                        .call()
+                        .expect("GET"),
+                );
+                assert!(
+                    reply.status == 200 || reply.status == 429,
+                    "{}: {}",
+                    reply.status,
+                    reply.text()
+                );
+                reply.status == 200
+            })
+            .count()
+    };
+    assert_eq!(
+        admitted("spin-client-addr", &|i| format!("198.51.100.{i}:1234")),
+        3,
+        "rotated spin-client-addr values made new keys"
+    );
+    assert_eq!(
+        admitted(CLIENT_HEADER, &|i| format!("203.0.113.{i}, 192.0.2.77")),
+        3,
+        "the client-written part of X-Forwarded-For made new keys"
+    );
+}
 
 /// Limit 100 per hour, 300 requests for one key over 32 connections:
 /// exactly 100 are admitted, whatever the interleaving. (GCRA frees one

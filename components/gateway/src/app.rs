@@ -9,6 +9,7 @@ use crate::middleware::observe::Observe;
 use crate::middleware::path::NormalizePath;
 use crate::middleware::rate_limit::{Decision, RateLimit};
 use crate::middleware::request_id::RequestId;
+use crate::middleware::runtime_headers::RuntimeHeaders;
 use crate::middleware::security::{self, SecurityHeaders};
 use crate::middleware::{Middleware, Next};
 use crate::portico::auth::sessions;
@@ -223,7 +224,13 @@ pub fn handle(request: Request) -> Response {
     let rate_limit = RateLimit {
         exempt: &["/healthz"],
         check: check_limit,
-        trusted_header: setting("rate_limit_client_header").map(|h| h.trim().to_ascii_lowercase()),
+        trusted_header: setting("rate_limit_client_header").map(|h| {
+            let hops = setting("rate_limit_client_hops")
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1);
+            (h.trim().to_ascii_lowercase(), hops)
+        }),
     };
     let authenticate = Authenticate {
         verify: verify_session,
@@ -264,12 +271,17 @@ pub fn handle(request: Request) -> Response {
     };
     let cors = Cors { load: cors_config };
     let csrf = Csrf { cors: cors_config };
-    // The order of the chain: headers every answer needs, the one path
-    // every later layer reads, then CORS (which
+    // The order of the chain: only the runtime's own `spin-*` fields kept,
+    // headers every answer needs, the one path every later layer reads,
+    // then CORS (which
     // answers preflights itself), the cross-site check, who is asking, how
     // much they may ask, and only then whether they may ask for this.
-    let layers: [&dyn Middleware; 9] = [
+    let runtime_headers = RuntimeHeaders {
+        client_address_header: variables::client_address_header,
+    };
+    let layers: [&dyn Middleware; 10] = [
         &request_id,
+        &runtime_headers,
         &observe,
         &security_headers,
         &NormalizePath,

@@ -8,6 +8,11 @@ use crate::exports::portico::platform::config::Guest;
 use crate::exports::portico::platform::types::Error;
 
 impl Guest for Adapter {
+    /// `wasmtime serve` tells a component nothing about who connected.
+    fn client_address_header() -> Option<String> {
+        None
+    }
+
     fn get(name: String) -> Result<Option<String>, Error> {
         if !names::is_variable_name(&name) {
             return Err(Error::Other(format!(

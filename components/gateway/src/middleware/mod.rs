@@ -13,6 +13,7 @@ pub mod observe;
 pub mod path;
 pub mod rate_limit;
 pub mod request_id;
+pub mod runtime_headers;
 pub mod security;
 
 use crate::http::{Request, Response};

@@ -5,11 +5,13 @@
 //! The key is the session subject when the request carries a verified
 //! session (`user:<subject>`, so a user's quota follows them across
 //! addresses), else the client: its address (Spin's `spin-client-addr`,
-//! without the port), or the first address of a trusted header such as
-//! `x-forwarded-for` when the operator names one in
-//! `rate_limit_client_header` (only behind a proxy that sets it; a client
-//! could forge it otherwise). `wasmtime serve` passes no client address, so
-//! there anonymous clients share one key unless a trusted header is set.
+//! without the port), or, when the operator names a header a trusted proxy
+//! sets in `rate_limit_client_header` (e.g. `x-forwarded-for`), the address
+//! that proxy appended: the last entry, or the `rate_limit_client_hops`-th
+//! from the right behind a chain of trusted proxies. Entries to the left of
+//! it were written by the client and are never used. `wasmtime serve`
+//! passes no client address, so there anonymous clients share one key
+//! unless a trusted header is set.
 
 use crate::http::{Auth, Request, Response};
 use crate::middleware::{Middleware, Next};
@@ -36,22 +38,30 @@ pub struct RateLimit {
     /// `(key, path) -> decision`; `None` when the limiter let the request
     /// through without deciding (its storage failed, fail-open).
     pub check: fn(&str, &str) -> Result<Option<Decision>, Problem>,
-    /// The operator's trusted client header, if any (lower-case).
-    pub trusted_header: Option<String>,
+    /// The operator's trusted client header, if any (lower-case), and how
+    /// many trusted proxies append to it (at least 1).
+    pub trusted_header: Option<(String, usize)>,
 }
 
 /// The identity a request is limited as.
-pub fn client_key(request: &Request, trusted_header: Option<&str>) -> String {
+pub fn client_key(request: &Request, trusted_header: Option<(&str, usize)>) -> String {
     if let Auth::Authenticated(session) = &request.auth {
         return format!("user:{}", session.subject);
     }
-    let forwarded = trusted_header
-        .and_then(|name| request.header(name))
-        .and_then(|value| value.split(',').next())
-        .map(str::trim)
-        .filter(|first| !first.is_empty());
-    if let Some(first) = forwarded {
-        return first.to_string();
+    let forwarded = trusted_header.and_then(|(name, hops)| {
+        // Several header lines are one list, in order (RFC 9110 5.3).
+        let entries: Vec<&str> = request
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .collect();
+        let index = entries.len().checked_sub(hops.max(1))?;
+        Some(entries[index]).filter(|entry| !entry.is_empty())
+    });
+    if let Some(address) = forwarded {
+        return address.to_string();
     }
     match request.header(CLIENT_ADDR) {
         Some(addr) => addr
@@ -64,7 +74,12 @@ pub fn client_key(request: &Request, trusted_header: Option<&str>) -> String {
 
 impl Middleware for RateLimit {
     fn handle(&self, request: Request, next: Next<'_>) -> Response {
-        let key = client_key(&request, self.trusted_header.as_deref());
+        let key = client_key(
+            &request,
+            self.trusted_header
+                .as_ref()
+                .map(|(name, hops)| (name.as_str(), *hops)),
+        );
         crate::observe::note(|n| n.client = Some(key.clone()));
         if self.exempt.contains(&request.path.as_str()) {
             crate::observe::note(|n| n.rate_limit = Some("exempt".into()));
@@ -180,7 +195,8 @@ mod tests {
 
     #[test]
     fn client_key_table() {
-        // (spin-client-addr, x-forwarded-for, trusted header, key)
+        // (spin-client-addr, x-forwarded-for, trusted header and hops, key)
+        let trusted = Some(("x-forwarded-for", 1));
         let cases = [
             (Some("10.1.2.3:5555"), None, None, "10.1.2.3"),
             (Some("[::1]:80"), None, None, "::1"),
@@ -192,19 +208,29 @@ mod tests {
                 None,
                 "10.1.2.3",
             ),
+            // The trusted proxy appended the last entry; the client wrote
+            // the ones before it.
             (
                 Some("10.1.2.3:5555"),
                 Some("203.0.113.9, 10.0.0.1"),
-                Some("x-forwarded-for"),
-                "203.0.113.9",
+                trusted,
+                "10.0.0.1",
             ),
             (
                 Some("10.1.2.3:5555"),
-                Some(" , x"),
-                Some("x-forwarded-for"),
+                Some("6.6.6.6, 203.0.113.9, 10.0.0.1"),
+                Some(("x-forwarded-for", 2)),
+                "203.0.113.9",
+            ),
+            // Fewer entries than trusted hops: not through the proxies.
+            (
+                Some("10.1.2.3:5555"),
+                Some("203.0.113.9"),
+                Some(("x-forwarded-for", 2)),
                 "10.1.2.3",
             ),
-            (None, None, Some("x-forwarded-for"), UNKNOWN_CLIENT),
+            (Some("10.1.2.3:5555"), Some("x, "), trusted, "10.1.2.3"),
+            (None, None, trusted, UNKNOWN_CLIENT),
         ];
         for (addr, forwarded, trusted, key) in cases {
             let mut request = Request::default();
@@ -235,6 +261,9 @@ mod tests {
             }),
             ..Request::default()
         };
-        assert_eq!(client_key(&request, Some("x-forwarded-for")), "user:ada");
+        assert_eq!(
+            client_key(&request, Some(("x-forwarded-for", 1))),
+            "user:ada"
+        );
     }
 }
