@@ -26,6 +26,7 @@ on_both_targets!(
     wrong_method_is_405_problem_with_allow,
     oversized_body_is_413_problem,
     request_without_host_is_400_problem,
+    public_endpoints_take_small_bodies_only,
     malformed_login_body_is_400_problem,
     business_components_are_reachable,
 );
@@ -235,6 +236,59 @@ fn request_without_host_is_400_problem(target: Target) {
             "{text}"
         );
     }
+}
+
+/// Anyone may call login, logout and OFREP, so their bodies are capped at
+/// 64 KiB (announced or actually sent), while an admin route keeps the
+/// general limit.
+fn public_endpoints_take_small_bodies_only(target: Target) {
+    let (host, _data) = app(target);
+    let limit = 64 * 1024;
+    for path in [
+        "/api/login",
+        "/api/logout",
+        "/ofrep/v1/evaluate/flags",
+        "/ofrep/v1/evaluate/flags/x",
+        "/%61pi/login",
+    ] {
+        let padded = |size: usize| {
+            let mut body = br#"{"context":{"targetingKey":"k","pad":""#.to_vec();
+            body.resize(size - 3, b'x');
+            body.extend(br#""}}"#);
+            body
+        };
+        let over = Reply::from(
+            client()
+                .post(&format!("{}{path}", host.url))
+                .header("content-type", "application/json")
+                .send(&padded(limit + 1)[..])
+                .unwrap(),
+        );
+        over.assert_problem(413, "payload-too-large");
+        let at = Reply::from(
+            client()
+                .post(&format!("{}{path}", host.url))
+                .header("content-type", "application/json")
+                .send(&padded(limit)[..])
+                .unwrap(),
+        );
+        assert_ne!(
+            at.status,
+            413,
+            "POST {path} of exactly 64 KiB: {}",
+            at.text()
+        );
+    }
+    // Not a public endpoint: the general limit applies (the 401 comes from
+    // the missing session, not from the size).
+    let big = vec![b'x'; limit * 2];
+    let reply = Reply::from(
+        client()
+            .put(&format!("{}/admin/flags", host.url))
+            .send(&big[..])
+            .unwrap(),
+    );
+    reply.assert_problem(401, "unauthenticated");
 }
 
 fn malformed_login_body_is_400_problem(target: Target) {

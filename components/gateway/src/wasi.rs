@@ -12,18 +12,31 @@ use crate::problem::Problem;
 
 /// Bodies above this are refused with `413` before reaching any route.
 const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// The public endpoints anyone may call without a session (login, logout,
+/// OFREP) take small JSON or form bodies: 64 KiB is far more than any real
+/// one, and keeps an anonymous client from making the gateway hold or parse
+/// megabytes (a 10 MiB OFREP context cost seconds of CPU).
+const MAX_PUBLIC_BODY_BYTES: u64 = 64 * 1024;
+const PUBLIC_BODY_PREFIXES: [&str; 3] = ["/api/login", "/api/logout", "/ofrep/"];
 /// Asset uploads have their own limit (`assets_max_object_bytes`), which the
 /// store enforces too; this is its default.
 const MAX_ASSET_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How many body bytes a request to `path` may carry.
 fn body_limit(method: &Method, path: &str) -> u64 {
+    // Chosen on the path as routing will see it (`/%61pi/login` is
+    // `/api/login`); a path the normalising layer refuses gets the general
+    // limit and then its 400.
+    let path = crate::middleware::path::normalize(path).unwrap_or_else(|_| path.to_string());
     if matches!(method, Method::Put) && path.starts_with("/admin/assets/") {
         return crate::portico::platform::config::get("assets_max_object_bytes")
             .ok()
             .flatten()
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or(MAX_ASSET_BYTES);
+    }
+    if PUBLIC_BODY_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        return MAX_PUBLIC_BODY_BYTES;
     }
     MAX_BODY_BYTES
 }
