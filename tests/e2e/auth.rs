@@ -766,3 +766,77 @@ fn encoded_paths_reach_protected_pages_only_through_authorisation(target: Target
         assert!(reply.text().contains("secret page"));
     }
 }
+
+on_both_targets!(role_and_password_changes_and_revocation_end_live_sessions);
+
+/// A user's sessions end on the next request once an admin changes their
+/// roles or password or revokes them: a demoted admin keeps no admin rights
+/// for the rest of the token's lifetime.
+fn role_and_password_changes_and_revocation_end_live_sessions(target: Target) {
+    let app = start(target, &[]);
+    let admin = app.session(ADMIN, ADMIN_PASSWORD);
+    let call = |method: &str, path: &str, token: &str, body: Option<Value>| {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(app.url(path))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .unwrap();
+        Reply::from(client().run(request).unwrap())
+    };
+    let put_carol = |roles: Value, password: &str| {
+        let reply = call(
+            "PUT",
+            "/admin/users/carol",
+            &admin,
+            Some(json!({"password": password, "roles": roles})),
+        );
+        assert_eq!(reply.status, 204, "{}", reply.text());
+    };
+    put_carol(json!(["admin"]), "carol-password-1");
+    let carol = app.session("carol", "carol-password-1");
+    assert_eq!(app.user_with_bearer(&carol).status, 200);
+    assert_eq!(call("GET", "/admin/flags", &carol, None).status, 200);
+
+    // Demoted: the old token (which still says "admin") is refused at once.
+    put_carol(json!([]), "carol-password-1");
+    app.user_with_bearer(&carol)
+        .assert_problem(401, "invalid-token");
+    call(
+        "PUT",
+        "/admin/users/mallory",
+        &carol,
+        Some(json!({"password": "mallory-password-1", "roles": ["admin"]})),
+    )
+    .assert_problem(401, "invalid-token");
+    // A new session carries the new roles.
+    let carol = app.session("carol", "carol-password-1");
+    assert_eq!(app.user_with_bearer(&carol).json()["roles"], json!([]));
+    call("GET", "/admin/flags", &carol, None).assert_problem(403, "forbidden");
+
+    // A password change ends sessions too.
+    put_carol(json!([]), "carol-password-2");
+    app.user_with_bearer(&carol)
+        .assert_problem(401, "invalid-token");
+    let carol = app.session("carol", "carol-password-2");
+
+    // So does the explicit revocation, for that user only.
+    assert_eq!(
+        call("DELETE", "/admin/users/carol/sessions", &carol, None).status,
+        403
+    );
+    assert_eq!(
+        call("DELETE", "/admin/users/carol/sessions", &admin, None).status,
+        204
+    );
+    app.user_with_bearer(&carol)
+        .assert_problem(401, "invalid-token");
+    assert_eq!(app.user_with_bearer(&admin).status, 200);
+    assert_eq!(
+        app.user_with_bearer(&app.session("carol", "carol-password-2"))
+            .status,
+        200
+    );
+    call("DELETE", "/admin/users/nobody/sessions", &admin, None).assert_problem(404, "not-found");
+}

@@ -72,6 +72,11 @@ impl Guest for Auth {
         users::put(&settings, &username, &password, &roles)
     }
 
+    fn revoke_sessions(username: String) -> Result<(), Problem> {
+        users::check_existing(&username)?;
+        sessions::bump_generation(&username)
+    }
+
     fn inspect(token: String, at: Option<u64>) -> Result<String, Problem> {
         sessions::inspect(&settings::Settings::load()?, &token, at)
     }

@@ -4,6 +4,13 @@
 //! (namespace `revoked`) kept until the token's `exp` plus the leeway, and
 //! every verification reads it, so a token is refused on the very next
 //! request after `logout` returns.
+//!
+//! Each user also has a session generation, a durable record
+//! `revoked/user:<name>` (absent: 0). A token carries the generation it was
+//! issued in (`gen`) and is refused once the user's has moved on: changing a
+//! user's roles or password, or revoking all their sessions, bumps it, so
+//! every earlier session ends on its next request (a demoted admin keeps no
+//! admin rights for the token's remaining lifetime).
 
 use portico_auth_logic::jwt::{self, Claims as TokenClaims, JwtError, VerifyOptions};
 use serde_json::Value;
@@ -28,6 +35,52 @@ fn to_wire(claims: TokenClaims) -> Claims {
     }
 }
 
+fn generation_id(user: &str) -> String {
+    format!("user:{user}")
+}
+
+fn decode_generation(value: &[u8]) -> u64 {
+    value.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// The user's current session generation.
+fn generation(user: &str) -> Result<u64, Problem> {
+    Ok(durable::load(REVOKED, &generation_id(user))
+        .map_err(storage)?
+        .map_or(0, |entry| decode_generation(&entry.value)))
+}
+
+/// Moves the user's session generation on: every session issued before is
+/// refused from now on.
+pub fn bump_generation(user: &str) -> Result<(), Problem> {
+    let id = generation_id(user);
+    let mut current = durable::load(REVOKED, &id).map_err(storage)?;
+    // Each conflict means another writer bumped it; a few tries settle it.
+    for _ in 0..16 {
+        let next = current
+            .as_ref()
+            .map_or(0, |entry| decode_generation(&entry.value))
+            + 1;
+        match durable::compare_and_swap(
+            REVOKED,
+            &id,
+            current.as_ref().map(|entry| entry.version),
+            &next.to_be_bytes(),
+            None,
+        )
+        .map_err(storage)?
+        {
+            Outcome::Stored(_) => return Ok(()),
+            Outcome::Conflict(winner) => current = winner,
+        }
+    }
+    Err(storage(
+        crate::portico::platform::types::Error::Unavailable(
+            "session generation still contended after 16 attempts".into(),
+        ),
+    ))
+}
+
 fn options(settings: &Settings, now: u64) -> VerifyOptions {
     VerifyOptions {
         leeway: settings.leeway,
@@ -48,6 +101,7 @@ pub fn issue(settings: &Settings, user: &User) -> Result<Session, Problem> {
         nbf: None,
         jti,
         roles: user.roles.clone(),
+        generation: generation(&user.name)?,
     };
     let token = jwt::sign(&claims, &settings.secret);
     Ok(Session {
@@ -66,6 +120,11 @@ pub fn verify(settings: &Settings, token: &str) -> Result<Claims, Problem> {
         .is_some()
     {
         return Err(invalid_token("token revoked"));
+    }
+    if generation(&claims.sub)? != claims.generation {
+        return Err(invalid_token(
+            "the user's sessions were revoked (roles or password changed, or revoked by an admin)",
+        ));
     }
     Ok(to_wire(claims))
 }

@@ -51,13 +51,20 @@ pub fn put(
     check_name(name)?;
     check_roles(roles)?;
     check_new_password(password).map_err(bad_request)?;
+    let replaced = load(name)?.is_some();
     let salt = crate::random_bytes::<16>();
     store(&User {
         name: name.to_string(),
         password: hash_password(password, &salt, settings.iterations),
         roles: roles.to_vec(),
         created: crate::now_secs(),
-    })
+    })?;
+    // Sessions issued under the old roles or password end now (a new user
+    // has none).
+    if replaced {
+        crate::sessions::bump_generation(name)?;
+    }
+    Ok(())
 }
 
 /// The user whose credentials these are. Unknown users cost a dummy hash of
@@ -91,15 +98,23 @@ pub fn authenticate(settings: &Settings, name: &str, password: &str) -> Result<U
 }
 
 /// The public part of a user record.
+fn no_such_user(name: &str) -> Problem {
+    problem(
+        404,
+        "not-found",
+        "No such user",
+        format!("no user {name:?}"),
+    )
+}
+
+/// `404` unless the user exists (a bad name is a `400`).
+pub fn check_existing(name: &str) -> Result<(), Problem> {
+    check_name(name)?;
+    load(name)?.map(|_| ()).ok_or_else(|| no_such_user(name))
+}
+
 pub fn profile(name: &str) -> Result<String, Problem> {
-    let user = load(name)?.ok_or_else(|| {
-        problem(
-            404,
-            "not-found",
-            "No such user",
-            format!("no user {name:?}"),
-        )
-    })?;
+    let user = load(name)?.ok_or_else(|| no_such_user(name))?;
     Ok(serde_json::json!({
         "name": user.name,
         "roles": user.roles,

@@ -142,6 +142,11 @@ fn routes() -> Router {
             handler: admin::put_user,
         },
         Route {
+            method: "DELETE",
+            pattern: Pattern::Prefix("/admin/users/"),
+            handler: admin::revoke_sessions,
+        },
+        Route {
             method: "POST",
             pattern: Pattern::Exact("/admin/tokens/inspect"),
             handler: admin::inspect_token,

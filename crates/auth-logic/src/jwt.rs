@@ -73,6 +73,16 @@ pub struct Claims {
     /// Missing `roles` means no roles, the least-privileged reading.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The user's session generation when the token was issued (Portico's
+    /// own claim): the token is refused once the user's generation has
+    /// moved past it. Missing means 0, the generation of a user whose
+    /// sessions were never revoked.
+    #[serde(rename = "gen", default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn present_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
@@ -487,6 +497,7 @@ mod tests {
             nbf: None,
             jti: "c0ffee".into(),
             roles: vec!["admin".into(), "editor".into()],
+            generation: 0,
         }
     }
 

@@ -35,6 +35,25 @@ pub fn put_user(request: &Request) -> Result<Response, Problem> {
     Ok(Response::new(204))
 }
 
+/// `DELETE /admin/users/{name}/sessions`: every session of the user is
+/// refused from the next request on.
+pub fn revoke_sessions(request: &Request) -> Result<Response, Problem> {
+    let name = request
+        .path
+        .trim_start_matches("/admin/users/")
+        .strip_suffix("/sessions")
+        .ok_or_else(|| {
+            Problem::new(
+                404,
+                "not-found",
+                "Not found",
+                format!("no route for {}", request.path),
+            )
+        })?;
+    sessions::revoke_sessions(name).map_err(Problem::from)?;
+    Ok(Response::new(204))
+}
+
 /// `POST /admin/tokens/inspect` with `{"token": "...", "at": <unix time>?}`:
 /// checks a token's MAC against the configured secrets (and its time claims
 /// as of `at`) and shows its header and payload.
