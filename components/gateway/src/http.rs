@@ -131,3 +131,12 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// `(name, value)` pairs as owned header fields, for tests.
+#[cfg(test)]
+pub fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}

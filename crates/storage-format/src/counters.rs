@@ -100,13 +100,18 @@ pub fn encode(counters: &BTreeMap<String, i64>) -> Vec<u8> {
     let mut out = String::with_capacity(8 + counters.len() * 32);
     out.push_str(MAGIC);
     out.push('\n');
+    push_counter_lines(&mut out, counters);
+    out.into_bytes()
+}
+
+/// One `<value>\t<name>` line per counter, in name order.
+fn push_counter_lines(out: &mut String, counters: &BTreeMap<String, i64>) {
     for (name, value) in counters {
         out.push_str(&value.to_string());
         out.push('\t');
         out.push_str(name);
         out.push('\n');
     }
-    out.into_bytes()
 }
 
 /// Decodes a shard; `None` for bytes that are not one (a foreign or corrupt
@@ -210,12 +215,7 @@ fn parse_journal_line(line: &[u8]) -> Option<Vec<(&str, i64)>> {
 /// `folded_through`.
 pub fn encode_base(folded_through: u64, totals: &BTreeMap<String, i64>) -> Vec<u8> {
     let mut out = format!("{BASE_MAGIC} {folded_through}\n");
-    for (name, value) in totals {
-        out.push_str(&value.to_string());
-        out.push('\t');
-        out.push_str(name);
-        out.push('\n');
-    }
+    push_counter_lines(&mut out, totals);
     out.into_bytes()
 }
 

@@ -50,12 +50,7 @@ pub fn keep_runtime_values(
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::http::fields as h;
 
     #[test]
     fn on_spin_the_last_value_is_the_runtimes() {

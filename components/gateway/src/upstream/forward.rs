@@ -134,12 +134,7 @@ pub fn response_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::http::fields as h;
 
     #[test]
     fn connection_fields_and_named_fields_are_dropped() {
