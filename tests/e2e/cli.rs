@@ -104,50 +104,44 @@ fn kv_command_round_trips_on_both_targets() {
     }
 }
 
+/// `portico users add grace [extra args]` on `data`, with `password` on
+/// standard input.
+fn users_add(
+    target: Target,
+    data: &std::path::Path,
+    extra: &[&str],
+    password: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["users", "add", "grace", "--iterations", "1000"])
+        .args(extra)
+        .args(["--target", crate::harness::target_name(target)])
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(password).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn users_add_creates_a_user_the_app_can_log_in() {
-    use std::io::Write;
     for target in [Target::Spin, Target::Wasi] {
         let data = data_dir("usersadd");
         // A password under the minimum length is refused, saying the rule.
-        let mut short = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
-            .args(["users", "add", "grace", "--iterations", "1000"])
-            .args(["--target", crate::harness::target_name(target)])
-            .arg("--data")
-            .arg(data.path())
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        short.stdin.take().unwrap().write_all(b"hopper\n").unwrap();
-        let output = short.wait_with_output().unwrap();
+        let output = users_add(target, data.path(), &[], b"hopper\n");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{stderr}");
         assert!(stderr.contains("at least 12 characters"), "{stderr}");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
-            .args([
-                "users",
-                "add",
-                "grace",
-                "--role",
-                "admin",
-                "--iterations",
-                "1000",
-            ])
-            .args(["--target", crate::harness::target_name(target)])
-            .arg("--data")
-            .arg(data.path())
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"hopper-1906-cobol\n")
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = users_add(
+            target,
+            data.path(),
+            &["--role", "admin"],
+            b"hopper-1906-cobol\n",
+        );
         assert!(
             output.status.success(),
             "{}",

@@ -97,7 +97,6 @@ pub fn authenticate(settings: &Settings, name: &str, password: &str) -> Result<U
     }
 }
 
-/// The public part of a user record.
 fn no_such_user(name: &str) -> Problem {
     problem(
         404,
@@ -113,6 +112,7 @@ pub fn check_existing(name: &str) -> Result<(), Problem> {
     load(name)?.map(|_| ()).ok_or_else(|| no_such_user(name))
 }
 
+/// The public part of a user record.
 pub fn profile(name: &str) -> Result<String, Problem> {
     let user = load(name)?.ok_or_else(|| no_such_user(name))?;
     Ok(serde_json::json!({

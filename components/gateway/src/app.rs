@@ -278,9 +278,9 @@ pub fn handle(request: Request) -> Response {
     let csrf = Csrf { cors: cors_config };
     // The order of the chain: only the runtime's own `spin-*` fields kept,
     // headers every answer needs, the one path every later layer reads,
-    // then CORS (which
-    // answers preflights itself), the cross-site check, who is asking, how
-    // much they may ask, and only then whether they may ask for this.
+    // then CORS (which answers preflights itself), the cross-site check,
+    // who is asking, how much they may ask, and only then whether they may
+    // ask for this.
     let runtime_headers = RuntimeHeaders {
         client_address_header: variables::client_address_header,
     };

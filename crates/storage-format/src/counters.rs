@@ -118,12 +118,17 @@ fn push_counter_lines(out: &mut String, counters: &BTreeMap<String, i64>) {
 /// file: writes are atomic renames, so a torn shard cannot exist).
 pub fn decode(bytes: &[u8]) -> Option<BTreeMap<String, i64>> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let mut lines = text.split_terminator('\n');
-    if lines.next()? != MAGIC {
+    let (header, rest) = text.split_once('\n').unwrap_or((text, ""));
+    if header != MAGIC {
         return None;
     }
+    decode_counter_lines(rest)
+}
+
+/// The `<value>\t<name>` lines of a shard or base; `None` if any is not one.
+fn decode_counter_lines(text: &str) -> Option<BTreeMap<String, i64>> {
     let mut counters = BTreeMap::new();
-    for line in lines {
+    for line in text.split_terminator('\n') {
         let (value, name) = line.split_once('\t')?;
         check_name(name).ok()?;
         let value: i64 = value.parse().ok()?;
@@ -228,11 +233,7 @@ pub fn decode_base(bytes: &[u8]) -> Option<(u64, BTreeMap<String, i64>)> {
         .strip_prefix(' ')?
         .parse()
         .ok()?;
-    let mut shard = String::with_capacity(rest.len() + 5);
-    shard.push_str(MAGIC);
-    shard.push('\n');
-    shard.push_str(rest);
-    Some((folded_through, decode(shard.as_bytes())?))
+    Some((folded_through, decode_counter_lines(rest)?))
 }
 
 #[cfg(test)]

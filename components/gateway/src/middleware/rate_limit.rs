@@ -14,11 +14,9 @@
 //! unless a trusted header is set.
 
 use crate::http::{Auth, Request, Response};
+use crate::middleware::runtime_headers::CLIENT_ADDR;
 use crate::middleware::{Middleware, Next};
 use crate::problem::Problem;
-
-/// The header Spin sets to the client's `address:port`.
-const CLIENT_ADDR: &str = "spin-client-addr";
 /// The key for requests that carry no client identity at all.
 const UNKNOWN_CLIENT: &str = "unknown-client";
 
@@ -63,7 +61,7 @@ pub fn client_key(request: &Request, trusted_header: Option<(&str, usize)>) -> S
     if let Some(address) = forwarded {
         return address.to_string();
     }
-    match request.header(CLIENT_ADDR) {
+    match request.context.get(CLIENT_ADDR) {
         Some(addr) => addr
             .parse::<std::net::SocketAddr>()
             .map(|socket| socket.ip().to_string())
@@ -235,7 +233,7 @@ mod tests {
         for (addr, forwarded, trusted, key) in cases {
             let mut request = Request::default();
             if let Some(addr) = addr {
-                request.headers.push((CLIENT_ADDR.into(), addr.into()));
+                request.context.insert(CLIENT_ADDR, addr.into());
             }
             if let Some(forwarded) = forwarded {
                 request
@@ -253,7 +251,7 @@ mod tests {
     #[test]
     fn sessions_are_limited_by_subject() {
         let request = Request {
-            headers: vec![(CLIENT_ADDR.into(), "10.1.2.3:5555".into())],
+            context: [(CLIENT_ADDR, "10.1.2.3:5555".to_string())].into(),
             auth: Auth::Authenticated(crate::http::Session {
                 subject: "ada".into(),
                 roles: vec![],

@@ -8,11 +8,18 @@
 //! `portico:platform/config.client-address-header`), every `spin-*` field
 //! came from the client and is dropped, so nothing downstream (the rate
 //! limiter's key, the logs, upstream forwarding) can be steered by it.
+//!
+//! The runtime's report of the client (`address:port`, from the header the
+//! adapter names) goes into the request context as [`CLIENT_ADDR`], the
+//! one place later layers read it.
 
 use super::{Middleware, Next};
 use crate::http::{Request, Response};
 
 const RUNTIME_PREFIX: &str = "spin-";
+/// The request-context key of the client's `address:port` as the runtime
+/// reported it.
+pub const CLIENT_ADDR: &str = "client_addr";
 
 pub struct RuntimeHeaders {
     /// The header the runtime reports the client in, if it reports one.
@@ -21,8 +28,15 @@ pub struct RuntimeHeaders {
 
 impl Middleware for RuntimeHeaders {
     fn handle(&self, mut request: Request, next: Next<'_>) -> Response {
-        let runtime_speaks = (self.client_address_header)().is_some();
-        request.headers = keep_runtime_values(std::mem::take(&mut request.headers), runtime_speaks);
+        let client_header = (self.client_address_header)();
+        request.headers = keep_runtime_values(
+            std::mem::take(&mut request.headers),
+            client_header.is_some(),
+        );
+        if let Some(addr) = client_header.and_then(|name| request.header(&name).map(str::to_string))
+        {
+            request.context.insert(CLIENT_ADDR, addr);
+        }
         next.run(request)
     }
 }

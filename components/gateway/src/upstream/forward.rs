@@ -52,7 +52,8 @@ pub fn request_headers(
 ) -> Vec<(String, String)> {
     // Spin (and the portico host) say who connected; `wasmtime serve` doesn't.
     let client = request
-        .header("spin-client-addr")
+        .context
+        .get(crate::middleware::runtime_headers::CLIENT_ADDR)
         .map(|addr| match addr.rsplit_once(':') {
             Some((ip, port)) if port.chars().all(|c| c.is_ascii_digit()) => ip.to_string(),
             _ => addr.to_string(),
