@@ -49,6 +49,8 @@ fn options(target: Target, component: PathBuf, data: &Path, cache: &Path) -> Ser
             defined: vec!["default".into()],
         },
         schedule: Vec::new(),
+        limits: Default::default(),
+        max_instances: 256,
     }
 }
 

@@ -6,6 +6,7 @@
 //!   either Spin's host interfaces ([`spin`], backed by SQLite files) or only
 //!   stock WASI, so a fresh machine needs nothing but Rust;
 //! - [`variables`] resolves Spin variables as `spin up` does;
+//! - [`limits`] bounds how long and how slowly one client may hold the server;
 //! - [`kv`] reads and writes an app's KV data directly, for seeding;
 //! - [`assets_sync`] mirrors a folder into a running server's object store.
 //!
@@ -19,6 +20,7 @@ pub mod build;
 pub mod compose;
 pub mod hop_by_hop;
 pub mod kv;
+pub mod limits;
 pub mod publish;
 pub mod schedule;
 pub mod serve;

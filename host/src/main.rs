@@ -117,6 +117,52 @@ struct ServeArgs {
     /// (needs the maintenance_token variable).
     #[arg(long)]
     schedule: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Requests served at once (component instances in the pool); further
+    /// ones are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 256)]
+    max_instances: u32,
+}
+
+/// How long and how slowly one client may hold the server.
+#[derive(Args)]
+struct LimitArgs {
+    /// Longest wait for a request's headers, and for the next request on an
+    /// idle keep-alive connection.
+    #[arg(long, default_value = "10s", value_parser = portico::limits::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// Longest wait for the next piece of a request body.
+    #[arg(long, default_value = "10s", value_parser = portico::limits::parse_duration)]
+    body_timeout: std::time::Duration,
+    /// Longest wait for a client to take any response bytes.
+    #[arg(long, default_value = "10s", value_parser = portico::limits::parse_duration)]
+    send_timeout: std::time::Duration,
+    /// Bytes per second a client must sustain sending a body or taking a
+    /// response, once the grace has passed (0: no minimum).
+    #[arg(long, default_value_t = 1024)]
+    min_transfer_rate: u64,
+    /// How long a client may wait-to-send or wait-to-read before the
+    /// minimum rate applies.
+    #[arg(long, default_value = "5s", value_parser = portico::limits::parse_duration)]
+    rate_grace: std::time::Duration,
+    /// Request bodies up to this many bytes are read whole before the
+    /// component is instantiated.
+    #[arg(long, default_value_t = 64 * 1024)]
+    prebuffer_bytes: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> portico::limits::ClientLimits {
+        portico::limits::ClientLimits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            send_timeout: self.send_timeout,
+            min_rate: self.min_transfer_rate,
+            rate_grace: self.rate_grace,
+            prebuffer_bytes: self.prebuffer_bytes,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -487,6 +533,8 @@ fn serve_options(
             Some(spec) => portico::schedule::parse(spec)?,
             None => Vec::new(),
         },
+        limits: args.limits.limits(),
+        max_instances: args.max_instances,
     })
 }
 

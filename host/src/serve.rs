@@ -29,6 +29,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::limits::{ClientLimits, PacedBody, PacedConnection};
 use crate::spin::{SpinBackend, SpinHost, SpinView};
 
 /// Which runtime's host interfaces to provide.
@@ -61,6 +62,11 @@ pub struct ServeOptions {
     pub sqlite_databases: crate::spin::sqlite::Databases,
     /// Maintenance tasks to call on timers (`--schedule`).
     pub schedule: Vec<crate::schedule::Job>,
+    /// How long and how slowly one client may hold the server.
+    pub limits: ClientLimits,
+    /// Requests the server runs at once (instances in the pool); one more
+    /// is answered `503 #overloaded`.
+    pub max_instances: u32,
 }
 
 /// Per-request store data.
@@ -111,6 +117,7 @@ pub struct Server {
     wasi_data: PathBuf,
     env: Vec<(String, String)>,
     spin: Option<Arc<SpinBackend>>,
+    limits: ClientLimits,
 }
 
 /// How the instance pool treats memories and tables between requests.
@@ -123,14 +130,14 @@ pub enum PoolTuning {
     Decommit,
 }
 
-fn engine(tuning: PoolTuning) -> Result<Engine> {
+fn engine(tuning: PoolTuning, max_instances: u32) -> Result<Engine> {
     let mut pooling = PoolingAllocationConfig::new();
     // A composed app is ~8 components of a few core instances each.
     pooling
-        .total_component_instances(256)
-        .total_core_instances(256 * 32)
-        .total_memories(256 * 16)
-        .total_tables(256 * 32)
+        .total_component_instances(max_instances)
+        .total_core_instances(max_instances * 32)
+        .total_memories(max_instances * 16)
+        .total_tables(max_instances * 32)
         .max_core_instances_per_component(64)
         .max_memories_per_component(16)
         .max_tables_per_component(64)
@@ -201,7 +208,10 @@ pub fn prepare(options: &ServeOptions) -> Result<Server> {
 
 /// [`prepare`] with the instance pool tuned as `tuning` says.
 pub fn prepare_with(options: &ServeOptions, tuning: PoolTuning) -> Result<Server> {
-    let engine = engine(tuning)?;
+    if options.max_instances == 0 {
+        bail!("--max-instances must be at least 1");
+    }
+    let engine = engine(tuning, options.max_instances)?;
     let component = load_component(&engine, &options.component, &options.cache_dir)?;
     let mut linker: Linker<RequestState> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -252,6 +262,7 @@ pub fn prepare_with(options: &ServeOptions, tuning: PoolTuning) -> Result<Server
         wasi_data,
         env,
         spin,
+        limits: options.limits,
     })
 }
 
@@ -336,6 +347,20 @@ impl Server {
             headers.append("spin-component-route", "".parse()?);
             headers.append("spin-raw-component-route", "/...".parse()?);
         }
+        // A small body is read here, before an instance is taken, so a
+        // client trickling it holds a socket rather than an instance slot.
+        let declared = request
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        let (parts, body) = request.into_parts();
+        let body = PacedBody::new(body, &self.limits);
+        let body = match crate::limits::prebuffer(body, declared, self.limits.prebuffer_bytes).await
+        {
+            Ok(body) => body,
+            Err(code) => return Ok(unreadable_body(&code)),
+        };
+        let request = hyper::Request::from_parts(parts, body);
         let mut store = self.new_store()?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -391,6 +416,35 @@ fn host_problem(err: &anyhow::Error) -> HostResponse {
             hyper::header::HeaderValue::from_static("1"),
         );
     }
+    response
+}
+
+/// The answer when a request body could not be read before the component
+/// ran: too slow (`408`), or broken off. The connection is closed, since the
+/// rest of the body will not be read.
+fn unreadable_body(
+    code: &wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
+) -> HostResponse {
+    use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+    let mut response = if matches!(code, ErrorCode::ConnectionReadTimeout) {
+        problem_response(
+            408,
+            "body-timeout",
+            "Request body too slow",
+            "the request body stalled or arrived below the server's minimum rate".to_string(),
+        )
+    } else {
+        problem_response(
+            400,
+            "unreadable-body",
+            "Request body unreadable",
+            format!("the request body could not be read: {code:?}"),
+        )
+    };
+    response.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
     response
 }
 
@@ -472,6 +526,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     if let Some(token) = schedule_token {
         crate::schedule::spawn(format!("http://{address}"), token, options.schedule.clone());
     }
+    let limits = options.limits;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -498,9 +553,16 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
                         })
                     }
                 });
+                // The header timeout also closes keep-alive connections left
+                // idle that long; the paced connection cuts slow readers.
                 let connection = http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
                     .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
+                    .serve_connection(
+                        TokioIo::new(PacedConnection::new(stream, &limits)),
+                        service,
+                    );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {

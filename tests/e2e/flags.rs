@@ -78,7 +78,10 @@ fn fixture() -> String {
         .unwrap()
 }
 
-on_both_targets!(definitions_are_validated_stored_and_evaluated_over_ofrep);
+on_both_targets!(
+    definitions_are_validated_stored_and_evaluated_over_ofrep,
+    costly_evaluations_are_bounded,
+);
 
 fn definitions_are_validated_stored_and_evaluated_over_ofrep(target: Target) {
     let app = start(target);
@@ -667,4 +670,95 @@ fn flags_command_changes_a_running_server() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+/// A public OFREP call cannot buy seconds of CPU: contexts are capped in
+/// size and attributes, a bulk evaluation shares one work budget across its
+/// flags, and a rule that merges a growing accumulator over a public array
+/// (quadratic work in few rule nodes) runs out of budget instead of the CPU.
+/// Every answer is a clear one, and the server keeps serving.
+fn costly_evaluations_are_bounded(target: Target) {
+    let app = start(target);
+    let mut flags = serde_json::Map::new();
+    for i in 0..49 {
+        flags.insert(
+            format!("plain-{i:02}"),
+            json!({
+                "state": "ENABLED",
+                "variants": {"on": true, "off": false},
+                "defaultVariant": "off",
+                "targeting": {"if": [{"in": ["needle", {"var": "xs"}]}, "on", "off"]}
+            }),
+        );
+    }
+    flags.insert(
+        "quadratic".into(),
+        json!({
+            "state": "ENABLED",
+            "variants": {"on": true, "off": false},
+            "defaultVariant": "off",
+            "targeting": {"if": [
+                {"reduce": [
+                    {"var": "xs"},
+                    {"merge": [{"var": "accumulator"}, [{"var": "current"}]]},
+                    []
+                ]},
+                "on", "off"
+            ]}
+        }),
+    );
+    let put = app.admin_send("PUT", "/admin/flags", &json!({"flags": flags}).to_string());
+    assert!(put.status == 200 || put.status == 204, "{}", put.text());
+
+    // The largest context the endpoint takes: a ~60 KiB public array.
+    let xs: Vec<Value> = (0..12_000).map(|i| json!(i)).collect();
+    let body = json!({"context": {"targetingKey": "u", "xs": xs}}).to_string();
+    assert!(body.len() < 64 * 1024, "{}", body.len());
+    let quadratic = app.ofrep("quadratic", json!({"targetingKey": "u", "xs": xs}));
+    assert_eq!(quadratic.status, 400, "{}", quadratic.text());
+    let answer = quadratic.json();
+    assert_eq!(answer["errorCode"], "GENERAL", "{answer}");
+    assert!(
+        answer["errorDetails"]
+            .as_str()
+            .is_some_and(|d| d.contains("budget")),
+        "{answer}"
+    );
+
+    let bulk = Reply::from(
+        client()
+            .post(&app.url("/ofrep/v1/evaluate/flags"))
+            .send(body.clone())
+            .unwrap(),
+    );
+    assert_eq!(bulk.status, 200, "{}", bulk.text());
+    let results = bulk.json()["flags"].as_array().cloned().unwrap();
+    assert_eq!(results.len(), 50);
+    let answered = results
+        .iter()
+        .filter(|r| r["value"] == json!(false) && r.get("errorCode").is_none())
+        .count();
+    let out_of_budget = results
+        .iter()
+        .filter(|r| {
+            r["errorDetails"]
+                .as_str()
+                .is_some_and(|d| d.contains("budget"))
+        })
+        .count();
+    assert!(answered > 0, "some flags are answered: {results:?}");
+    assert!(out_of_budget > 0, "the shared budget ran out: {results:?}");
+    assert_eq!(answered + out_of_budget, 50, "{results:?}");
+
+    // Too many attributes: a clear 400, not an evaluation.
+    let many: serde_json::Map<String, Value> =
+        (0..300).map(|i| (format!("a{i}"), json!(i))).collect();
+    let refused = app.ofrep("plain-00", Value::Object(many));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["errorCode"], "INVALID_CONTEXT");
+
+    let health = get(&app.url("/healthz"));
+    assert_eq!(health.status, 200);
+    let config = get(&app.url("/api/config"));
+    assert_eq!(config.status, 200, "{}", config.text());
 }

@@ -32,6 +32,7 @@ mod cli;
 mod cors;
 mod flags;
 mod gateway;
+mod limits;
 mod operations;
 mod origin;
 mod platform;

@@ -297,9 +297,10 @@ pub fn handle(request: Request) -> Response {
         &authorize,
     ];
     let router = routes();
-    let endpoint = |request: Request| {
-        router
-            .dispatch(&request)
+    let endpoint = |mut request: Request| {
+        let limit = crate::body::limit(&request, setting);
+        crate::body::receive(&mut request, limit)
+            .and_then(|()| router.dispatch(&request))
             .unwrap_or_else(|problem| problem.into_response(&request.path))
     };
     Next::new(&layers, &endpoint).run(request)

@@ -35,7 +35,10 @@ pub struct Request {
     pub query: Option<String>,
     /// Lower-case names; a field may repeat.
     pub headers: Vec<(String, String)>,
+    /// The body, once read (see [`crate::body`]): empty until then.
     pub body: Vec<u8>,
+    /// The body still unread, as the runtime holds it.
+    pub pending_body: Option<crate::body::Pending>,
     /// Values middleware hands to later layers (request id, client key, ...).
     pub context: BTreeMap<&'static str, String>,
     pub auth: Auth,

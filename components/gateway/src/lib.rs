@@ -6,11 +6,13 @@
 //! serves on Spin, on `wasmtime serve` and on the `portico` host.
 //!
 //! A request flows through `wasi` (wasi:http <-> plain records), then the
-//! middleware chain assembled in [`app`], in order, then the [`router`].
+//! middleware chain assembled in [`app`], in order; only then is its [`body`]
+//! read, and the [`router`] runs.
 //! Every error leaves as `application/problem+json` ([`problem`]).
 
 pub mod app;
 pub mod background;
+pub mod body;
 pub mod cookie;
 pub mod http;
 pub mod middleware;

@@ -1,7 +1,7 @@
 //! The `wasi:http/incoming-handler` export: converts between `wasi:http`
 //! resources and the gateway's plain [`Request`]/[`Response`].
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use wasip2::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -10,37 +10,6 @@ use wasip2::http::types::{
 use crate::http::{Request, Response};
 use crate::problem::Problem;
 
-/// Bodies above this are refused with `413` before reaching any route.
-const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
-/// The public endpoints anyone may call without a session (login, logout,
-/// OFREP) take small JSON or form bodies: 64 KiB is far more than any real
-/// one, and keeps an anonymous client from making the gateway hold or parse
-/// megabytes (a 10 MiB OFREP context cost seconds of CPU).
-const MAX_PUBLIC_BODY_BYTES: u64 = 64 * 1024;
-const PUBLIC_BODY_PREFIXES: [&str; 3] = ["/api/login", "/api/logout", "/ofrep/"];
-/// Asset uploads have their own limit (`assets_max_object_bytes`), which the
-/// store enforces too; this is its default.
-const MAX_ASSET_BYTES: u64 = 64 * 1024 * 1024;
-
-/// How many body bytes a request to `path` may carry.
-fn body_limit(method: &Method, path: &str) -> u64 {
-    // Chosen on the path as routing will see it (`/%61pi/login` is
-    // `/api/login`); a path the normalising layer refuses gets the general
-    // limit and then its 400.
-    let path = crate::middleware::path::normalize(path).unwrap_or_else(|_| path.to_string());
-    if matches!(method, Method::Put) && path.starts_with("/admin/assets/") {
-        return crate::portico::platform::config::get("assets_max_object_bytes")
-            .ok()
-            .flatten()
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or(MAX_ASSET_BYTES);
-    }
-    if PUBLIC_BODY_PREFIXES.iter().any(|p| path.starts_with(p)) {
-        return MAX_PUBLIC_BODY_BYTES;
-    }
-    MAX_BODY_BYTES
-}
-
 struct Gateway;
 
 wasip2::http::proxy::export!(Gateway);
@@ -48,7 +17,7 @@ wasip2::http::proxy::export!(Gateway);
 impl wasip2::exports::http::incoming_handler::Guest for Gateway {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
-        let response = match read_request(&request) {
+        let response = match read_request(request) {
             Ok(request) => crate::app::handle(request),
             Err(problem) => {
                 let path = path_with_query.split('?').next().unwrap_or("/").to_string();
@@ -75,7 +44,9 @@ fn method_name(method: &Method) -> String {
     }
 }
 
-fn read_request(incoming: &IncomingRequest) -> Result<Request, Problem> {
+/// The request's head; its body stays with the runtime until the chain has
+/// let the request through ([`crate::body`]).
+fn read_request(incoming: IncomingRequest) -> Result<Request, Problem> {
     let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".into());
     let (path, query) = match path_with_query.split_once('?') {
         Some((path, query)) => (path.to_string(), Some(query.to_string())),
@@ -93,36 +64,24 @@ fn read_request(incoming: &IncomingRequest) -> Result<Request, Problem> {
     {
         headers.push(("host".into(), authority));
     }
-    let declared = headers
-        .iter()
-        .find(|(name, _)| name == "content-length")
-        .and_then(|(_, value)| value.parse::<u64>().ok());
-    let limit = body_limit(&incoming.method(), &path);
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large(limit));
-    }
-    let body = read_body(incoming, limit)?;
+    let method = method_name(&incoming.method());
     Ok(Request {
-        method: method_name(&incoming.method()),
+        method,
         path,
         query,
         headers,
-        body,
+        body: Vec::new(),
+        pending_body: Some(crate::body::Pending::new(move |limit| {
+            read_body(&incoming, limit)
+        })),
         context: Default::default(),
         auth: Default::default(),
     })
 }
 
-fn too_large(limit: u64) -> Problem {
-    Problem::new(
-        413,
-        "payload-too-large",
-        "Payload too large",
-        format!("request bodies are limited to {limit} bytes here"),
-    )
-}
-
 fn read_body(incoming: &IncomingRequest, limit: u64) -> Result<Vec<u8>, Problem> {
+    use wasip2::http::types::ErrorCode;
+    use wasip2::io::streams::StreamError;
     let unreadable =
         |what: &str| Problem::bad_request(format!("request body could not be read: {what}"));
     let body = incoming
@@ -131,14 +90,35 @@ fn read_body(incoming: &IncomingRequest, limit: u64) -> Result<Vec<u8>, Problem>
     let mut bytes = Vec::new();
     {
         let stream = body.stream().map_err(|()| unreadable("no stream"))?;
-        stream
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|err| unreadable(&err.to_string()))?;
+        while bytes.len() as u64 <= limit {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(err)) => {
+                    // The runtime cut a client that stalled or trickled.
+                    // Wasmtime 48 keeps a body's error as its own type, so
+                    // `http-error-code` may not see the code; its text says it.
+                    let detail = err.to_debug_string();
+                    let timed_out = matches!(
+                        wasip2::http::types::http_error_code(&err),
+                        Some(ErrorCode::ConnectionReadTimeout)
+                    ) || detail.contains("read timeout");
+                    if timed_out {
+                        return Err(Problem::new(
+                            408,
+                            "body-timeout",
+                            "Request body too slow",
+                            "the request body stalled or arrived below the server's minimum rate",
+                        ));
+                    }
+                    return Err(unreadable(&detail));
+                }
+            }
+        }
     }
     IncomingBody::finish(body);
     if bytes.len() as u64 > limit {
-        return Err(too_large(limit));
+        return Err(crate::body::too_large(limit));
     }
     Ok(bytes)
 }

@@ -217,7 +217,7 @@ pub fn evaluate_with(
     opts: &EvalOptions,
 ) -> Resolution {
     match set.flags.get(key) {
-        Some(flag) => evaluate_flag(set, flag, ctx, now_secs, opts),
+        Some(flag) => evaluate_flag(set, flag, &mut RuleData::new(ctx, now_secs), opts).0,
         None => not_found(set, key),
     }
 }
@@ -245,7 +245,7 @@ pub fn evaluate_typed_with(
     let Some(flag) = set.flags.get(key) else {
         return not_found(set, key);
     };
-    let res = evaluate_flag(set, flag, ctx, now_secs, opts);
+    let res = evaluate_flag(set, flag, &mut RuleData::new(ctx, now_secs), opts).0;
     if matches!(res.reason, Reason::Disabled | Reason::Error) {
         return res;
     }
@@ -285,10 +285,52 @@ pub fn evaluate_all_with(
     now_secs: u64,
     opts: &EvalOptions,
 ) -> Vec<Resolution> {
+    let mut data = RuleData::new(ctx, now_secs);
+    let mut left = BULK_BUDGET.max(opts.limits.step_budget);
     set.flags
         .values()
-        .map(|flag| evaluate_flag(set, flag, ctx, now_secs, opts))
+        .map(|flag| {
+            let mut opts = *opts;
+            opts.limits.step_budget = opts.limits.step_budget.min(left);
+            let (resolution, work) = evaluate_flag(set, flag, &mut data, &opts);
+            left = left.saturating_sub(work);
+            resolution
+        })
         .collect()
+}
+
+/// The work one bulk evaluation may do across all its flags (each flag
+/// also has its own [`Limits::step_budget`]): five flags' worth, so many
+/// cheap flags evaluate, while a public request cannot make every flag of a
+/// large set spend its whole budget.
+pub const BULK_BUDGET: u64 = 5 * crate::jsonlogic::DEFAULT_STEP_BUDGET;
+
+/// The JSONLogic data of one request's context, built on first use and
+/// shared by every flag it evaluates: only `$flagd.flagKey` differs.
+struct RuleData<'a> {
+    ctx: &'a Context,
+    now_secs: u64,
+    data: Option<Value>,
+}
+
+impl<'a> RuleData<'a> {
+    fn new(ctx: &'a Context, now_secs: u64) -> Self {
+        RuleData {
+            ctx,
+            now_secs,
+            data: None,
+        }
+    }
+
+    fn for_flag(&mut self, flag_key: &str) -> &Value {
+        let data = self
+            .data
+            .get_or_insert_with(|| self.ctx.data_for(flag_key, self.now_secs));
+        if let Some(Value::Object(flagd)) = data.get_mut("$flagd") {
+            flagd.insert("flagKey".into(), Value::String(flag_key.to_owned()));
+        }
+        data
+    }
 }
 
 fn is_integral(v: &Value) -> bool {
@@ -356,11 +398,36 @@ fn variant_name(v: &Value) -> Option<String> {
     }
 }
 
+/// One flag's resolution, and the evaluation work it took.
 fn evaluate_flag(
     set: &FlagSet,
     flag: &Flag,
-    ctx: &Context,
-    now_secs: u64,
+    data: &mut RuleData<'_>,
+    opts: &EvalOptions,
+) -> (Resolution, u64) {
+    let Some(rule) = flag
+        .targeting
+        .as_ref()
+        .filter(|_| flag.state != FlagState::Disabled)
+    else {
+        return (resolve(set, flag, None, opts), 0);
+    };
+    match jsonlogic::apply_traced(rule, data.for_flag(&flag.key), opts.limits) {
+        Ok((result, trace)) => (
+            resolve(set, flag, Some(Ok((result, trace))), opts),
+            trace.work,
+        ),
+        Err(e) => (
+            resolve(set, flag, Some(Err(e)), opts),
+            opts.limits.step_budget,
+        ),
+    }
+}
+
+fn resolve(
+    set: &FlagSet,
+    flag: &Flag,
+    evaluated: Option<Result<(Value, jsonlogic::Trace), jsonlogic::EvalError>>,
     opts: &EvalOptions,
 ) -> Resolution {
     let metadata = merged_metadata(set, flag);
@@ -375,11 +442,10 @@ fn evaluate_flag(
             metadata,
         };
     }
-    let Some(rule) = &flag.targeting else {
+    let Some(evaluated) = evaluated else {
         return serve_default(flag, Reason::Static, metadata);
     };
-    let data = ctx.data_for(&flag.key, now_secs);
-    let (result, trace) = match jsonlogic::apply_traced(rule, &data, opts.limits) {
+    let (result, trace) = match evaluated {
         Ok(r) => r,
         Err(e) => {
             return Resolution::error(

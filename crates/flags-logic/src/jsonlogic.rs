@@ -28,8 +28,12 @@
 //!   on bad input, so the default variant is served).
 //! * Evaluation never panics: every operator tolerates any argument shape
 //!   (bad input yields `null`/`false` like json-logic-js), nesting depth is
-//!   capped ([`MAX_DEPTH`]) and every call has a step budget
-//!   ([`DEFAULT_STEP_BUDGET`]) so hostile rules/contexts cannot exhaust an edge
+//!   capped ([`MAX_DEPTH`]) and every call has a budget
+//!   ([`DEFAULT_STEP_BUDGET`]) charged by work, not by rule nodes: one unit
+//!   per node visited plus the size of every value an operator produces (an
+//!   element, or 64 bytes of a string). Copying a large context array, or
+//!   merging a growing accumulator in `reduce` (quadratic), runs the budget
+//!   out instead of the CPU, so hostile rules/contexts cannot exhaust an edge
 //!   worker. Non-finite arithmetic results (`1/0`, `NaN`) become `null`,
 //!   because JSON cannot carry them. Integral results are emitted as JSON
 //!   integers so that `{"+": [1, 1]}` renders as `2`, as in JS.
@@ -64,7 +68,8 @@ use crate::semver;
 
 /// Maximum logic nesting depth, during validation, `$ref` expansion and evaluation.
 pub const MAX_DEPTH: usize = 128;
-/// Default number of evaluation steps (node visits) allowed per [`apply`].
+/// Default work allowed per [`apply`]: node visits plus the size of every
+/// value an operator produced (see the module docs).
 pub const DEFAULT_STEP_BUDGET: u64 = 200_000;
 /// Maximum number of JSON nodes a rule may expand to once `$ref`s are inlined.
 pub const MAX_EXPANDED_NODES: usize = 100_000;
@@ -183,6 +188,8 @@ pub struct Trace {
     /// Some `fractional` needed the default bucketing value but the data had
     /// no string `targetingKey`.
     pub fractional_missing_key: bool,
+    /// The budget the evaluation used.
+    pub work: u64,
 }
 
 // ---------------------------------------------------------------------------
@@ -253,6 +260,7 @@ pub fn apply_traced(
         Trace {
             split: out.split,
             fractional_missing_key: engine.missing_key,
+            work: engine.steps,
         },
     ))
 }
@@ -798,6 +806,31 @@ fn var_get(data: &Value, path: &Value) -> Option<Value> {
 // The engine
 // ---------------------------------------------------------------------------
 
+/// The size of `value` (a unit per scalar, per container and per 64 bytes
+/// of text), counting stopped once it passes `cap`.
+fn size_within(value: &Value, cap: u64) -> u64 {
+    let mut size = 0u64;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        size += 1;
+        match v {
+            Value::String(s) => size += s.len() as u64 / 64,
+            Value::Array(items) => stack.extend(items.iter()),
+            Value::Object(m) => {
+                for (k, v) in m {
+                    size += k.len() as u64 / 64;
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
+        if size > cap {
+            break;
+        }
+    }
+    size
+}
+
 struct Out {
     v: Value,
     split: bool,
@@ -833,11 +866,27 @@ impl Engine {
                 Ok(Out::plain(Value::Array(out)))
             }
             Value::Object(m) if m.len() == 1 => match m.iter().next() {
-                Some((op, args)) => self.op(op, args, data, depth),
+                Some((op, args)) => {
+                    let out = self.op(op, args, data, depth)?;
+                    self.charge(&out.v)?;
+                    Ok(out)
+                }
                 None => Ok(Out::plain(Value::Null)),
             },
             other => Ok(Out::plain(other.clone())),
         }
+    }
+
+    /// Charges the work of producing `value`: its size in elements (and in
+    /// 64-byte pieces of strings), counted no further than the budget left.
+    fn charge(&mut self, value: &Value) -> Result<(), EvalError> {
+        let left = self.limits.step_budget.saturating_sub(self.steps);
+        let size = size_within(value, left);
+        self.steps += size;
+        if self.steps > self.limits.step_budget {
+            return Err(EvalError::BudgetExceeded);
+        }
+        Ok(())
     }
 
     fn eval_v(&mut self, logic: &Value, data: &Value, depth: usize) -> Result<Value, EvalError> {
@@ -1551,6 +1600,27 @@ mod tests {
             apply_traced(&logic, &data, small).map(|_| ()),
             Err(EvalError::BudgetExceeded)
         );
+        // Work, not rule nodes: merging a growing accumulator over a
+        // 10,000-element context array is a handful of nodes but quadratic
+        // work, and runs out of budget; copying the array is charged too.
+        let xs: Vec<Value> = (0..10_000).map(Value::from).collect();
+        let data = json!({"xs": xs});
+        let quadratic = json!({"reduce": [
+            {"var": "xs"},
+            {"merge": [{"var": "accumulator"}, [{"var": "current"}]]},
+            []
+        ]});
+        assert_eq!(apply(&quadratic, &data), Err(EvalError::BudgetExceeded));
+        let (_, trace) = apply_traced(&json!({"var": "xs"}), &data, Limits::default()).unwrap();
+        assert!(trace.work > 10_000, "{}", trace.work);
+        let long = json!({"s": "x".repeat(64 * 1000)});
+        let (_, trace) = apply_traced(
+            &json!({"cat": [{"var": "s"}, "y"]}),
+            &long,
+            Limits::default(),
+        )
+        .unwrap();
+        assert!(trace.work > 2_000, "{}", trace.work);
         // Odd shapes degrade to null/false rather than panicking.
         for logic in [
             json!({"substr": []}),

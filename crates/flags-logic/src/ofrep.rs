@@ -109,10 +109,22 @@ fn invalid(details: impl Into<String>) -> OfrepError {
     }
 }
 
+/// The largest request body (and so context) an evaluation accepts: an
+/// OpenFeature context is a user's attributes, a few hundred bytes.
+pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
+/// The most attributes a context may carry.
+pub const MAX_CONTEXT_ATTRIBUTES: usize = 256;
+
 /// Parse an OFREP request body into an evaluation [`Context`].
 pub fn parse_request(body: &[u8]) -> Result<Context, OfrepError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Context::default());
+    }
+    if body.len() > MAX_CONTEXT_BYTES {
+        return Err(invalid(format!(
+            "the request is {} bytes; contexts are limited to {MAX_CONTEXT_BYTES}",
+            body.len()
+        )));
     }
     let doc: Value = serde_json::from_slice(body).map_err(|e| OfrepError {
         code: OfrepErrorCode::ParseError,
@@ -131,6 +143,12 @@ pub fn parse_request(body: &[u8]) -> Result<Context, OfrepError> {
 
 /// Split an OFREP/OpenFeature context object into targeting key + attributes.
 pub fn context_from_map(mut attrs: Map<String, Value>) -> Result<Context, OfrepError> {
+    if attrs.len() > MAX_CONTEXT_ATTRIBUTES {
+        return Err(invalid(format!(
+            "the context has {} attributes; at most {MAX_CONTEXT_ATTRIBUTES} are allowed",
+            attrs.len()
+        )));
+    }
     let targeting_key = match attrs.remove("targetingKey") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),

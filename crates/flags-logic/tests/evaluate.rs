@@ -408,3 +408,47 @@ fn bulk_evaluation_covers_every_flag_in_order() {
     assert_eq!(disabled, Some(Reason::Disabled));
     assert!(all.iter().all(|r| r.error_code.is_none()), "{all:?}");
 }
+
+/// A bulk evaluation shares one budget across its flags: fifty flags that
+/// each scan a 40,000-element context array cannot each spend their own:
+/// about half of them get their answer.
+#[test]
+fn bulk_evaluation_has_one_budget_for_all_flags() {
+    let flags: serde_json::Map<String, Value> = (0..50)
+        .map(|i| {
+            (
+                format!("scan-{i:02}"),
+                json!({
+                    "state": "ENABLED",
+                    "variants": {"on": true, "off": false},
+                    "defaultVariant": "off",
+                    "targeting": {"if": [{"in": ["needle", {"var": "xs"}]}, "on", "off"]}
+                }),
+            )
+        })
+        .collect();
+    let set = parse_definitions(&json!({"flags": flags}).to_string()).unwrap();
+    let xs: Vec<Value> = (0..40_000).map(Value::from).collect();
+    let ctx = Context::with_targeting_key("u").attr("xs", Value::Array(xs));
+    let all = evaluate_all(&set, &ctx, NOW);
+    assert_eq!(all.len(), 50);
+    assert_eq!(all[0].error_code, None, "{:?}", all[0]);
+    assert_eq!(all[0].value, Some(json!(false)));
+    let out_of_budget: Vec<_> = all
+        .iter()
+        .filter(|r| {
+            r.reason == Reason::Error
+                && r.error_message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("budget"))
+        })
+        .collect();
+    assert!(
+        (20..=30).contains(&out_of_budget.len()),
+        "{} of 50 flags ran out of the shared budget",
+        out_of_budget.len()
+    );
+    // Alone, one such flag evaluates within its own budget.
+    let one = evaluate(&set, "scan-49", &ctx, NOW);
+    assert_eq!(one.error_code, None, "{one:?}");
+}

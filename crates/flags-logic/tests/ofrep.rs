@@ -33,6 +33,17 @@ fn request_parsing() {
         None
     );
 
+    // Size and attribute caps: a context is a user's attributes.
+    let many: serde_json::Map<String, serde_json::Value> =
+        (0..257).map(|i| (format!("a{i}"), json!(i))).collect();
+    let e = parse_request(json!({"context": many}).to_string().as_bytes()).unwrap_err();
+    assert_eq!(e.code, OfrepErrorCode::InvalidContext);
+    assert!(e.details.contains("256"), "{}", e.details);
+    let big = json!({"context": {"pad": "x".repeat(64 * 1024)}}).to_string();
+    let e = parse_request(big.as_bytes()).unwrap_err();
+    assert_eq!(e.code, OfrepErrorCode::InvalidContext);
+    assert!(e.details.contains("65536"), "{}", e.details);
+
     for (body, code) in [
         (&b"{not json"[..], OfrepErrorCode::ParseError),
         (&b"\xff\xfe"[..], OfrepErrorCode::ParseError),

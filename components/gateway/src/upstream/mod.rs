@@ -105,6 +105,7 @@ pub fn aggregate(request: &Request) -> Result<Response, Problem> {
             query,
             headers: request.headers.clone(),
             body: Vec::new(),
+            pending_body: None,
             context: request.context.clone(),
             auth: request.auth.clone(),
         };

@@ -1,0 +1,166 @@
+//! Request bodies, read only once the middleware chain has let the request
+//! through: a client that may not call a route (`401`, `403`, `429`) is
+//! answered from its headers, and its body is never read. What is read is
+//! bounded by the route and by who is asking ([`limit`]).
+
+use std::rc::Rc;
+
+use crate::http::{Auth, Request};
+use crate::problem::Problem;
+
+/// Everything a signed-in caller may send but an asset upload.
+const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// The endpoints anyone may call (login, logout, OFREP) take small JSON or
+/// form bodies, whoever calls them: 64 KiB is far more than any real one,
+/// and keeps a client from making the gateway hold or parse megabytes.
+const MAX_PUBLIC_BODY_BYTES: u64 = 64 * 1024;
+const PUBLIC_BODY_PREFIXES: [&str; 3] = ["/api/login", "/api/logout", "/ofrep/"];
+/// Default for `max_anonymous_body_bytes`: what a caller without a session
+/// may send anywhere else (e.g. to an upstream route).
+const MAX_ANONYMOUS_BODY_BYTES: u64 = 64 * 1024;
+/// Default for `assets_max_object_bytes` (the store enforces it too).
+const MAX_ASSET_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A body not read yet: reads it, refusing more than the limit given.
+#[derive(Clone)]
+pub struct Pending(Rc<dyn Fn(u64) -> Result<Vec<u8>, Problem>>);
+
+impl Pending {
+    pub fn new(read: impl Fn(u64) -> Result<Vec<u8>, Problem> + 'static) -> Pending {
+        Pending(Rc::new(read))
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pending")
+    }
+}
+
+/// How many body bytes `request` may carry, given the path it will be
+/// routed on (already normalised) and the session the chain found.
+pub fn limit(request: &Request, setting: impl Fn(&str) -> Option<String>) -> u64 {
+    let path = request.path.as_str();
+    let number = |name: &str, default: u64| {
+        setting(name)
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    if PUBLIC_BODY_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        return MAX_PUBLIC_BODY_BYTES;
+    }
+    let signed_in = matches!(request.auth, Auth::Authenticated(_));
+    // Only an admin gets this far on /admin/ (the chain authorised them).
+    if request.method == "PUT" && path.starts_with("/admin/assets/") && signed_in {
+        return number("assets_max_object_bytes", MAX_ASSET_BYTES);
+    }
+    if signed_in {
+        return MAX_BODY_BYTES;
+    }
+    number("max_anonymous_body_bytes", MAX_ANONYMOUS_BODY_BYTES)
+}
+
+/// Reads the body of `request` within `limit` bytes: `413` at once when the
+/// declared `Content-Length` is over it (the body is never read), or as soon
+/// as the bytes sent pass it.
+pub fn receive(request: &mut Request, limit: u64) -> Result<(), Problem> {
+    let declared = request
+        .header("content-length")
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    if let Some(pending) = request.pending_body.take() {
+        request.body = (pending.0)(limit)?;
+    }
+    Ok(())
+}
+
+pub fn too_large(limit: u64) -> Problem {
+    Problem::new(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        format!("request bodies are limited to {limit} bytes here"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Session, fields};
+    use std::cell::Cell;
+
+    fn request(method: &str, path: &str, auth: Auth) -> Request {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            auth,
+            ..Default::default()
+        }
+    }
+
+    fn admin() -> Auth {
+        Auth::Authenticated(Session {
+            subject: "ada".into(),
+            roles: vec!["admin".into()],
+            token: String::new(),
+        })
+    }
+
+    #[test]
+    fn limits_depend_on_the_route_and_the_caller() {
+        let unset = |_: &str| None;
+        let anonymous = |m, p| limit(&request(m, p, Auth::Anonymous), unset);
+        assert_eq!(anonymous("POST", "/api/login"), 64 * 1024);
+        assert_eq!(anonymous("POST", "/ofrep/v1/evaluate/flags"), 64 * 1024);
+        assert_eq!(anonymous("POST", "/api/v1/orders"), 64 * 1024);
+        assert_eq!(
+            limit(&request("POST", "/api/login", admin()), unset),
+            64 * 1024
+        );
+        assert_eq!(
+            limit(&request("PUT", "/admin/assets/x.bin", admin()), unset),
+            64 * 1024 * 1024
+        );
+        assert_eq!(
+            limit(&request("POST", "/api/v1/orders", admin()), unset),
+            10 * 1024 * 1024
+        );
+        let configured = |name: &str| match name {
+            "max_anonymous_body_bytes" => Some("1000000".to_string()),
+            "assets_max_object_bytes" => Some("5".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            limit(
+                &request("POST", "/api/v1/orders", Auth::Anonymous),
+                configured
+            ),
+            1_000_000
+        );
+        assert_eq!(
+            limit(&request("PUT", "/admin/assets/x", admin()), configured),
+            5
+        );
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_refused_without_reading() {
+        let reads = Rc::new(Cell::new(0));
+        let counter = reads.clone();
+        let mut request = Request {
+            headers: fields(&[("content-length", "101")]),
+            pending_body: Some(Pending::new(move |_| {
+                counter.set(counter.get() + 1);
+                Ok(vec![0; 101])
+            })),
+            ..Default::default()
+        };
+        let problem = receive(&mut request, 100).unwrap_err();
+        assert_eq!(problem.status, 413);
+        assert_eq!(reads.get(), 0);
+        receive(&mut request, 101).unwrap();
+        assert_eq!((reads.get(), request.body.len()), (1, 101));
+    }
+}

@@ -1,0 +1,300 @@
+//! What one client may hold: slow request bodies, bodies nobody may send,
+//! and slow readers of responses, each against the instance pool (256
+//! slots) that every other client needs. Clients speak raw HTTP/1.1 so they
+//! can stall mid-request; every loop is bounded in count and time.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use portico::serve::Target;
+
+use crate::harness::{Host, HostConfig, Reply, client, data_dir, get};
+
+on_both_targets!(
+    slow_bodies_hold_sockets_not_instances,
+    bodies_nobody_may_send_are_never_read,
+    a_trickled_upload_is_cut_below_the_minimum_rate,
+    slow_readers_are_cut_and_their_instances_freed,
+);
+
+const ADMIN: &str = "ada";
+const ADMIN_PASSWORD: &str = "limits-admin-password";
+
+fn connect(host: &Host) -> (TcpStream, String) {
+    let address = host.url.trim_start_matches("http://").to_string();
+    let stream = TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    (stream, address)
+}
+
+/// A connection whose receive window is a few KiB, so that the kernel does
+/// not take a response of some MiB on the reader's behalf (loopback buffers
+/// grow to several MiB on their own).
+fn connect_with_small_window(host: &Host) -> (TcpStream, String) {
+    use socket2::{Domain, Socket, Type};
+    let address = host.url.trim_start_matches("http://").to_string();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(8 * 1024).unwrap();
+    let target: std::net::SocketAddr = address.parse().unwrap();
+    socket.connect(&target.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    (stream, address)
+}
+
+/// Everything the server sends until it closes the connection (or 30 s).
+fn read_all(stream: &mut TcpStream) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    bytes
+}
+
+fn status_of(response: &[u8]) -> String {
+    String::from_utf8_lossy(&response[..response.len().min(12)]).into_owned()
+}
+
+fn rss_kib(host: &Host) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// `/healthz` and a wrong-password login still get their own answers.
+fn others_are_served(host: &Host, what: &str) {
+    let health = get(&format!("{}/healthz", host.url));
+    assert_eq!(health.status, 200, "{what}: /healthz: {}", health.text());
+    let login = Reply::from(
+        client()
+            .post(&format!("{}/api/login", host.url))
+            .header("content-type", "application/json")
+            .send(r#"{"username":"nobody","password":"wrong-password-1"}"#)
+            .unwrap(),
+    );
+    login.assert_problem(401, "invalid-credentials");
+}
+
+/// 300 clients announce a 1000-byte login body and send one byte. The host
+/// reads small bodies before it takes an instance, so they hold sockets,
+/// not slots: everyone else is still served, and each of them gets `408`
+/// once the body stalls past the grace.
+fn slow_bodies_hold_sockets_not_instances(target: Target) {
+    let data = data_dir("slow-bodies");
+    let host = Host::start(&HostConfig::app(target, data.path()));
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let (mut stream, address) = connect(&host);
+        write!(
+            stream,
+            "POST /api/login HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{"
+        )
+        .unwrap();
+        slow.push(stream);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    others_are_served(&host, "300 slow bodies held");
+    for (i, stream) in slow.iter_mut().enumerate() {
+        let response = read_all(stream);
+        let text = String::from_utf8_lossy(&response);
+        assert_eq!(status_of(&response), "HTTP/1.1 408", "client {i}: {text}");
+        assert!(
+            text.contains("https://portico.dev/problems#body-timeout"),
+            "{text}"
+        );
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
+    }
+    assert!(
+        host.stderr().contains("request body cut"),
+        "the limit is logged"
+    );
+}
+
+/// Unauthenticated uploads announcing 64 MiB, and logins announcing 10 MiB,
+/// are answered from their headers while the body is still coming (`401`,
+/// `413`), and the connection is closed: the host never holds their bodies.
+fn bodies_nobody_may_send_are_never_read(target: Target) {
+    let data = data_dir("unread-bodies");
+    let host = Host::start(&HostConfig::app(target, data.path()));
+    others_are_served(&host, "warm-up");
+    let before = rss_kib(&host);
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut held = Vec::new();
+    for i in 0..32 {
+        let (mut stream, address) = connect(&host);
+        let (head, expected) = if i % 2 == 0 {
+            (
+                format!(
+                    "PUT /admin/assets/x{i}.bin HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\n\r\n",
+                    64 << 20
+                ),
+                "HTTP/1.1 401",
+            )
+        } else {
+            (
+                format!(
+                    "POST /api/login HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    10 << 20
+                ),
+                "HTTP/1.1 413",
+            )
+        };
+        stream.write_all(head.as_bytes()).unwrap();
+        // Part of the body; the rest is never sent.
+        let _ = stream.write_all(&chunk);
+        held.push((stream, expected));
+    }
+    for (i, (stream, expected)) in held.iter_mut().enumerate() {
+        let response = read_all(stream);
+        let text = String::from_utf8_lossy(&response);
+        assert_eq!(status_of(&response), *expected, "client {i}: {text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/problem+json"),
+            "{text}"
+        );
+    }
+    let grown_mib = rss_kib(&host).saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 64,
+        "32 unread bodies of 10-64 MiB grew the host by {grown_mib} MiB"
+    );
+    others_are_served(&host, "after the unread bodies");
+}
+
+fn admin_host(target: Target, name: &str, args: &[&str]) -> (Host, tempfile::TempDir, String) {
+    let data = data_dir(name);
+    let mut config = crate::harness::app_with_admin(target, data.path(), ADMIN, ADMIN_PASSWORD);
+    config.args = args.iter().map(|a| a.to_string()).collect();
+    let host = Host::start(&config);
+    let token = crate::harness::login_token(&host, ADMIN, ADMIN_PASSWORD);
+    (host, data, token)
+}
+
+/// An admin upload larger than the host reads up front goes to the
+/// component as it arrives; trickled below the minimum rate it is cut with
+/// `408`, nothing is stored, and the instance is free again.
+fn a_trickled_upload_is_cut_below_the_minimum_rate(target: Target) {
+    let (host, _data, token) = admin_host(
+        target,
+        "trickled-upload",
+        &[
+            "--min-transfer-rate",
+            "100000",
+            "--rate-grace",
+            "1s",
+            "--body-timeout",
+            "5s",
+        ],
+    );
+    let (mut stream, address) = connect(&host);
+    write!(
+        stream,
+        "PUT /admin/assets/slow.bin HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\n\r\n",
+        1 << 20
+    )
+    .unwrap();
+    stream.write_all(&vec![b'x'; 128 * 1024]).unwrap();
+    // One byte every 200 ms: never a 5 s silence, but far below 100 kB/s.
+    stream.set_nonblocking(true).unwrap();
+    let mut response = Vec::new();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        if stream.write_all(b"x").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&buf[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        if response.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    stream.set_nonblocking(false).unwrap();
+    response.extend(read_all(&mut stream));
+    let text = String::from_utf8_lossy(&response);
+    assert_eq!(status_of(&response), "HTTP/1.1 408", "{text}");
+    assert!(
+        text.contains("https://portico.dev/problems#body-timeout"),
+        "{text}"
+    );
+    let stored = get(&format!("{}/assets/slow.bin", host.url));
+    assert_eq!(stored.status, 404, "nothing stored: {}", stored.text());
+    others_are_served(&host, "after the trickled upload");
+}
+
+/// Clients that ask for an 8 MiB asset and read nothing: the instance
+/// writing to each would wait forever, and as many of them as the pool has
+/// slots (8 here, `--max-instances`) take the server down. The host cuts a
+/// client that takes no bytes within the send timeout, which frees its
+/// instance: the server recovers by itself, and those readers got less than
+/// the whole asset.
+fn slow_readers_are_cut_and_their_instances_freed(target: Target) {
+    let (host, _data, token) = admin_host(
+        target,
+        "slow-readers",
+        &[
+            "--max-instances",
+            "8",
+            "--send-timeout",
+            "1s",
+            "--rate-grace",
+            "1s",
+        ],
+    );
+    let size = 8 << 20;
+    let put = Reply::from(
+        client()
+            .put(&format!("{}/admin/assets/big.bin", host.url))
+            .header("authorization", format!("Bearer {token}"))
+            .send(&vec![7u8; size][..])
+            .unwrap(),
+    );
+    assert!(put.status == 201 || put.status == 200, "{}", put.text());
+    let mut readers = Vec::new();
+    for _ in 0..10 {
+        let (mut stream, address) = connect_with_small_window(&host);
+        write!(
+            stream,
+            "GET /assets/big.bin HTTP/1.1\r\nhost: {address}\r\n\r\n"
+        )
+        .unwrap();
+        readers.push(stream);
+    }
+    // Bounded: 60 tries, one every 250 ms.
+    std::thread::sleep(Duration::from_millis(250));
+    let mut healthy = false;
+    for _ in 0..60 {
+        if get(&format!("{}/healthz", host.url)).status == 200 {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(healthy, "the pool never recovered from 10 slow readers");
+    std::thread::sleep(Duration::from_secs(2));
+    let cut = readers
+        .iter_mut()
+        .map(read_all)
+        .filter(|response| status_of(response) == "HTTP/1.1 200" && response.len() < size)
+        .count();
+    assert!(cut >= 8, "only {cut} of 10 slow readers were cut mid-body");
+    assert!(
+        host.stderr().contains("response cut"),
+        "the limit is logged"
+    );
+    others_are_served(&host, "after the slow readers");
+}
