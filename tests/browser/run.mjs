@@ -380,6 +380,48 @@ async function pageChecks() {
 }
 
 // ---------------------------------------------------------------------------
+// c. Stored script: an uploaded SVG or XHTML object with <script> must not
+// run in the site's origin when opened. The same bytes served without the
+// gateway's policy (a route fulfilled by the browser itself, on the same
+// origin) do run, so the check can tell.
+
+const storedScripts = (process.env.STORED_SCRIPTS || "").split(",").filter(Boolean);
+
+async function storedScriptChecks() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  const ran = () =>
+    page.evaluate(() => document.documentElement.getAttribute("data-ran") === "yes");
+  for (const path of storedScripts) {
+    const url = `${gateway}${path}`;
+    await check(`stored script in ${path} does not run`, async () => {
+      const response = await page.goto(url);
+      expect(response.status() === 200, `GET ${path}: status ${response.status()}`);
+      const policy = response.headers()["content-security-policy"] || "";
+      await page.waitForTimeout(300);
+      expect(!(await ran()), `the script in ${path} ran (policy: ${policy || "none"})`);
+      return `policy: ${policy}`;
+    });
+    await check(`the same ${path} without the policy would run`, async () => {
+      const served = await (await context.request.get(url)).body();
+      const control = `${gateway}/control${path}`;
+      await page.route(control, (route) =>
+        route.fulfill({ status: 200, contentType: contentTypeOf(path), body: served }),
+      );
+      await page.goto(control);
+      await page.waitForTimeout(300);
+      expect(await ran(), `the control copy of ${path} did not run its script`);
+    });
+  }
+  await context.close();
+}
+
+function contentTypeOf(path) {
+  return path.endsWith(".svg") ? "image/svg+xml" : "application/xhtml+xml";
+}
+
+// ---------------------------------------------------------------------------
 
 try {
   browser = await chromium.launch({
@@ -407,6 +449,7 @@ try {
 console.log(`# chromium ${browser.version()}; gateway ${gateway}; second ${second}; third ${third}`);
 
 await corsChecks();
+await storedScriptChecks();
 await pageChecks();
 clearTimeout(watchdog);
 console.log(`${passed} passed, 0 failed`);

@@ -770,7 +770,7 @@ fn encoded_paths_reach_protected_pages_only_through_authorisation(target: Target
 on_both_targets!(role_and_password_changes_and_revocation_end_live_sessions);
 
 /// A user's sessions end on the next request once an admin changes their
-/// roles or password or revokes them: a demoted admin keeps no admin rights
+/// roles or password, revokes them, or deletes the user: a demoted admin keeps no admin rights
 /// for the rest of the token's lifetime.
 fn role_and_password_changes_and_revocation_end_live_sessions(target: Target) {
     let app = start(target, &[]);
@@ -839,4 +839,31 @@ fn role_and_password_changes_and_revocation_end_live_sessions(target: Target) {
         200
     );
     call("DELETE", "/admin/users/nobody/sessions", &admin, None).assert_problem(404, "not-found");
+
+    // Deleting the user ends their sessions and their logins; a user of the
+    // same name created later does not inherit the old sessions.
+    let carol = app.session("carol", "carol-password-2");
+    assert_eq!(
+        call("DELETE", "/admin/users/carol", &admin, None).status,
+        204
+    );
+    app.user_with_bearer(&carol)
+        .assert_problem(401, "invalid-token");
+    let login = Reply::from(
+        client()
+            .post(&app.url("/api/login"))
+            .header("content-type", "application/json")
+            .send(json!({"username": "carol", "password": "carol-password-2"}).to_string())
+            .unwrap(),
+    );
+    login.assert_problem(401, "invalid-credentials");
+    call("DELETE", "/admin/users/carol", &admin, None).assert_problem(404, "not-found");
+    put_carol(json!([]), "carol-password-3");
+    app.user_with_bearer(&carol)
+        .assert_problem(401, "invalid-token");
+    assert_eq!(
+        app.user_with_bearer(&app.session("carol", "carol-password-3"))
+            .status,
+        200
+    );
 }

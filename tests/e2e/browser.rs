@@ -3,8 +3,10 @@
 //! server), the pages are published with `portico assets sync`, and
 //! `tests/browser/run.mjs` drives Debian's Chromium through Playwright:
 //! cross-origin `fetch()` from the allowed and from a disallowed origin, then
-//! sign-in, the app page, the admin page (flag toggle, invalid save, upload)
-//! and log-out, saving screenshots under `target/e2e/screenshots/`.
+//! uploaded SVG and XHTML objects whose script must not run in the site's
+//! origin, then sign-in, the app page, the admin page (flag toggle, invalid
+//! save, upload) and log-out, saving screenshots under
+//! `target/e2e/screenshots/`.
 //!
 //! What is missing (Chromium, the Node modules) is installed; when that is
 //! impossible the test fails saying so, it never skips.
@@ -337,6 +339,37 @@ fn browser_pages_and_cors() {
         seeded.text()
     );
 
+    // Objects a less careful admin might upload: script inside SVG and
+    // XHTML, run by the browser when opened (the run checks it is not).
+    let mut stored_scripts = Vec::new();
+    for (name, content_type, body) in [
+        (
+            "stored/x.svg",
+            "image/svg+xml",
+            r#"<svg xmlns="http://www.w3.org/2000/svg"><script>document.documentElement.setAttribute("data-ran","yes")</script></svg>"#,
+        ),
+        (
+            "stored/x.xhtml",
+            "application/xhtml+xml",
+            r#"<html xmlns="http://www.w3.org/1999/xhtml"><body><script>document.documentElement.setAttribute("data-ran","yes")</script></body></html>"#,
+        ),
+    ] {
+        let put = Reply::from(
+            client()
+                .put(&format!("{}/admin/assets/{name}", host.url))
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", content_type)
+                .send(body)
+                .unwrap(),
+        );
+        assert!(
+            (200..300).contains(&put.status),
+            "uploading {name}: {}",
+            put.text()
+        );
+        stored_scripts.push(format!("/assets/{name}"));
+    }
+
     let sync = run_bounded(
         Command::new(env!("CARGO_BIN_EXE_portico"))
             .args(["assets", "sync"])
@@ -369,6 +402,7 @@ fn browser_pages_and_cors() {
             .env("SCREENSHOT_DIR", &screenshots)
             .env("BOOLEAN_FLAG", BOOLEAN_FLAG)
             .env("CUSTOM_HEADER", CUSTOM_HEADER)
+            .env("STORED_SCRIPTS", stored_scripts.join(","))
             .env("CHROMIUM", CHROMIUM),
         NODE_LIMIT,
     )

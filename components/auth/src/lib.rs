@@ -77,6 +77,14 @@ impl Guest for Auth {
         sessions::bump_generation(&username)
     }
 
+    fn delete_user(username: String) -> Result<(), Problem> {
+        users::check_existing(&username)?;
+        // The generation first: should the removal fail after it, the
+        // user's sessions are already over.
+        sessions::bump_generation(&username)?;
+        users::delete(&username)
+    }
+
     fn inspect(token: String, at: Option<u64>) -> Result<String, Problem> {
         sessions::inspect(&settings::Settings::load()?, &token, at)
     }

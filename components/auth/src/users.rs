@@ -112,6 +112,12 @@ pub fn check_existing(name: &str) -> Result<(), Problem> {
     load(name)?.map(|_| ()).ok_or_else(|| no_such_user(name))
 }
 
+/// Removes a user record.
+pub fn delete(name: &str) -> Result<(), Problem> {
+    check_name(name)?;
+    kv::delete(&User::key(name)).map_err(storage)
+}
+
 /// The public part of a user record.
 pub fn profile(name: &str) -> Result<String, Problem> {
     let user = load(name)?.ok_or_else(|| no_such_user(name))?;

@@ -144,7 +144,7 @@ fn routes() -> Router {
         Route {
             method: "DELETE",
             pattern: Pattern::Prefix("/admin/users/"),
-            handler: admin::revoke_sessions,
+            handler: admin::delete_user,
         },
         Route {
             method: "POST",

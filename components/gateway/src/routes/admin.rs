@@ -35,22 +35,23 @@ pub fn put_user(request: &Request) -> Result<Response, Problem> {
     Ok(Response::new(204))
 }
 
-/// `DELETE /admin/users/{name}/sessions`: every session of the user is
-/// refused from the next request on.
-pub fn revoke_sessions(request: &Request) -> Result<Response, Problem> {
-    let name = request
-        .path
-        .trim_start_matches("/admin/users/")
-        .strip_suffix("/sessions")
-        .ok_or_else(|| {
-            Problem::new(
+/// `DELETE /admin/users/{name}` removes the user;
+/// `DELETE /admin/users/{name}/sessions` only ends their sessions. Either
+/// way every session of the user is refused from the next request on.
+pub fn delete_user(request: &Request) -> Result<Response, Problem> {
+    let rest = request.path.trim_start_matches("/admin/users/");
+    match rest.strip_suffix("/sessions") {
+        Some(name) => sessions::revoke_sessions(name).map_err(Problem::from)?,
+        None if !rest.contains('/') => sessions::delete_user(rest).map_err(Problem::from)?,
+        None => {
+            return Err(Problem::new(
                 404,
                 "not-found",
                 "Not found",
                 format!("no route for {}", request.path),
-            )
-        })?;
-    sessions::revoke_sessions(name).map_err(Problem::from)?;
+            ));
+        }
+    }
     Ok(Response::new(204))
 }
 
