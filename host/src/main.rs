@@ -271,8 +271,18 @@ fn add_user(store: &KvStore, name: &str, roles: Vec<String>, iterations: u32) ->
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
+    let replaced = store.get(&UserRecord::key(name))?.is_some();
     store.set(&UserRecord::key(name), &serde_json::to_vec(&record)?, None)?;
     eprintln!("user {name:?} saved with roles {:?}", record.roles);
+    if replaced {
+        // The session generation lives in the app's durable store, which
+        // only the running app writes.
+        eprintln!(
+            "note: {name:?} existed; sessions issued to it before stay valid until they expire. \
+             End them with `DELETE /admin/users/{name}/sessions` on the running server, \
+             or change users through `PUT /admin/users/{name}`, which does both."
+        );
+    }
     Ok(())
 }
 

@@ -142,10 +142,22 @@ fn users_add_creates_a_user_the_app_can_log_in() {
             &["--role", "admin"],
             b"hopper-1906-cobol\n",
         );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(!stderr.contains("existed"), "a new user: {stderr}");
+        // Replacing a user: the old sessions cannot be ended from here, and
+        // the command says how to end them.
+        let output = users_add(
+            target,
+            data.path(),
+            &["--role", "admin"],
+            b"hopper-1906-cobol\n",
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
         assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+            stderr.contains("DELETE /admin/users/grace/sessions"),
+            "{stderr}"
         );
         let host = Host::start(&HostConfig::app(target, data.path()));
         let login = crate::harness::Reply::from(
