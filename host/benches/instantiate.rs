@@ -51,6 +51,7 @@ fn options(target: Target, component: PathBuf, data: &Path, cache: &Path) -> Ser
         schedule: Vec::new(),
         limits: Default::default(),
         max_instances: 256,
+        request_limits: Default::default(),
     }
 }
 

@@ -6,7 +6,8 @@
 //!   either Spin's host interfaces ([`spin`], backed by SQLite files) or only
 //!   stock WASI, so a fresh machine needs nothing but Rust;
 //! - [`variables`] resolves Spin variables as `spin up` does;
-//! - [`limits`] bounds how long and how slowly one client may hold the server;
+//! - [`limits`] bounds how long and how slowly one client may hold the server,
+//!   and [`request_limits`] what one request may take (time, CPU, memory);
 //! - [`kv`] reads and writes an app's KV data directly, for seeding;
 //! - [`assets_sync`] mirrors a folder into a running server's object store.
 //!
@@ -22,6 +23,7 @@ pub mod hop_by_hop;
 pub mod kv;
 pub mod limits;
 pub mod publish;
+pub mod request_limits;
 pub mod schedule;
 pub mod serve;
 pub mod spin;

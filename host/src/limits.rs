@@ -40,6 +40,11 @@ pub struct ClientLimits {
     /// Bodies up to this size (declared, or chunked and ending within it)
     /// are read whole before the component is instantiated.
     pub prebuffer_bytes: usize,
+    /// The largest request head (request line and header fields); larger
+    /// ones are answered `431`.
+    pub max_header_bytes: usize,
+    /// Connections open at once; past it new ones are closed on accept.
+    pub max_connections: usize,
 }
 
 impl Default for ClientLimits {
@@ -53,6 +58,8 @@ impl Default for ClientLimits {
             min_rate: 1024,
             rate_grace: Duration::from_secs(5),
             prebuffer_bytes: 64 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
         }
     }
 }

@@ -125,7 +125,8 @@ struct ServeArgs {
     max_instances: u32,
 }
 
-/// How long and how slowly one client may hold the server.
+/// How long and how slowly one client may hold the server, and what one
+/// request may take.
 #[derive(Args)]
 struct LimitArgs {
     /// Longest wait for a request's headers, and for the next request on an
@@ -150,9 +151,36 @@ struct LimitArgs {
     /// component is instantiated.
     #[arg(long, default_value_t = 64 * 1024)]
     prebuffer_bytes: usize,
+    /// The largest request head (request line and fields); larger: 431.
+    #[arg(long, default_value = "64KiB", value_parser = portico::request_limits::parse_size)]
+    max_header_bytes: usize,
+    /// Connections open at once; past it new ones are closed at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Time from a request's arrival to its response head; past it: 503.
+    #[arg(long, default_value = "30s", value_parser = portico::limits::parse_duration)]
+    request_timeout: std::time::Duration,
+    /// Time from the response head for the body and any work after it.
+    #[arg(long, default_value = "5m", value_parser = portico::limits::parse_duration)]
+    response_timeout: std::time::Duration,
+    /// Guest CPU time a request may use (e.g. 50ms); default: not limited.
+    #[arg(long, value_parser = portico::limits::parse_duration)]
+    request_cpu: Option<std::time::Duration>,
+    /// Memory a request's instance may grow to, all memories together.
+    #[arg(long, default_value = "128MiB", value_parser = portico::request_limits::parse_size)]
+    request_memory: usize,
 }
 
 impl LimitArgs {
+    fn request_limits(&self) -> portico::request_limits::RequestLimits {
+        portico::request_limits::RequestLimits {
+            timeout: self.request_timeout,
+            after_response: self.response_timeout,
+            cpu: self.request_cpu,
+            memory_bytes: self.request_memory,
+        }
+    }
+
     fn limits(&self) -> portico::limits::ClientLimits {
         portico::limits::ClientLimits {
             header_timeout: self.header_timeout,
@@ -161,6 +189,8 @@ impl LimitArgs {
             min_rate: self.min_transfer_rate,
             rate_grace: self.rate_grace,
             prebuffer_bytes: self.prebuffer_bytes,
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
         }
     }
 }
@@ -545,6 +575,7 @@ fn serve_options(
         },
         limits: args.limits.limits(),
         max_instances: args.max_instances,
+        request_limits: args.limits.request_limits(),
     })
 }
 

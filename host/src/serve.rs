@@ -30,6 +30,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::limits::{ClientLimits, PacedBody, PacedConnection};
+use crate::request_limits::{Budget, RequestLimits};
 use crate::spin::{SpinBackend, SpinHost, SpinView};
 
 /// Which runtime's host interfaces to provide.
@@ -67,6 +68,8 @@ pub struct ServeOptions {
     /// Requests the server runs at once (instances in the pool); one more
     /// is answered `503 #overloaded`.
     pub max_instances: u32,
+    /// What one request may take: time, CPU, memory.
+    pub request_limits: RequestLimits,
 }
 
 /// Per-request store data.
@@ -76,6 +79,7 @@ struct RequestState {
     table: ResourceTable,
     spin: Option<Arc<SpinBackend>>,
     hooks: crate::hop_by_hop::ProxyHooks,
+    budget: Budget,
 }
 
 impl WasiView for RequestState {
@@ -118,6 +122,7 @@ pub struct Server {
     env: Vec<(String, String)>,
     spin: Option<Arc<SpinBackend>>,
     limits: ClientLimits,
+    request_limits: RequestLimits,
 }
 
 /// How the instance pool treats memories and tables between requests.
@@ -160,6 +165,8 @@ fn engine(tuning: PoolTuning, max_instances: u32) -> Result<Engine> {
     }
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    // Time limits and fairness between requests (see `request_limits`).
+    config.epoch_interruption(true);
     Ok(Engine::new(&config)?)
 }
 
@@ -263,6 +270,7 @@ pub fn prepare_with(options: &ServeOptions, tuning: PoolTuning) -> Result<Server
         env,
         spin,
         limits: options.limits,
+        request_limits: options.request_limits,
     })
 }
 
@@ -278,7 +286,7 @@ fn host_body(body: HyperOutgoingBody) -> HostBody {
 
 impl Server {
     fn new_store(&self) -> Result<Store<RequestState>> {
-        Ok(Store::new(
+        let mut store = Store::new(
             self.pre.engine(),
             RequestState {
                 wasi: self.wasi_ctx()?,
@@ -286,8 +294,18 @@ impl Server {
                 table: ResourceTable::new(),
                 spin: self.spin.clone(),
                 hooks: Default::default(),
+                budget: Budget::new(&self.request_limits),
             },
-        ))
+        );
+        store.limiter(|state| &mut state.budget);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut store| store.data_mut().budget.on_tick());
+        Ok(store)
+    }
+
+    /// The engine, whose epoch `portico serve` ticks.
+    pub fn engine(&self) -> &Engine {
+        self.pre.engine()
     }
 
     /// What every request pays before the guest runs and after it ends: a
@@ -321,6 +339,7 @@ impl Server {
         mut request: hyper::Request<hyper::body::Incoming>,
         client: SocketAddr,
     ) -> Result<HostResponse> {
+        let started = tokio::time::Instant::now();
         // HTTP/1.1 requires `Host` and HTTP/1.0 may leave it out; without it
         // (or an absolute URI) the request names no authority, and the
         // component could only fail on it. It is the client's mistake.
@@ -369,24 +388,43 @@ impl Server {
             .new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
+        let (deadline, deadline_rx) =
+            tokio::sync::watch::channel(started + self.request_limits.timeout);
         // The guest may keep running after it has sent the response (e.g. to
         // revalidate a cache entry), so it runs in a task of its own.
         let task = tokio::task::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(store, incoming, out)
-                .await
+            let call = async move {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(store, incoming, out)
+                    .await
+            };
+            let result = crate::request_limits::within_deadline(call, deadline_rx).await;
+            if let Some(hit) = result
+                .as_ref()
+                .err()
+                .and_then(crate::request_limits::limit_hit)
+            {
+                tracing::warn!(%hit, "request stopped");
+            }
+            result
         });
         match receiver.await {
-            Ok(Ok(response)) => Ok(response.map(host_body)),
+            Ok(Ok(response)) => {
+                // From the head on, the body and any work after it have a
+                // bound of their own.
+                let _ =
+                    deadline.send(tokio::time::Instant::now() + self.request_limits.after_response);
+                Ok(response.map(host_body))
+            }
             Ok(Err(code)) => Err(anyhow::anyhow!(
                 "the component answered with an error code: {code:?}"
             )),
             Err(_) => {
                 let err = match task.await {
                     Ok(Ok(())) => anyhow::anyhow!("the component never set a response"),
-                    Ok(Err(err)) => anyhow::Error::from(err),
+                    Ok(Err(err)) => err,
                     Err(err) => err.into(),
                 };
                 Err(err)
@@ -399,6 +437,10 @@ impl Server {
 /// 500. Running out of instance slots is overload, not failure: `503` with
 /// `Retry-After`, so clients back off instead of reporting a bug.
 fn host_problem(err: &anyhow::Error) -> HostResponse {
+    if let Some(hit) = crate::request_limits::limit_hit(err) {
+        let (kind, title) = hit.problem();
+        return problem_response(503, kind, title, hit.to_string());
+    }
     let overloaded = err.chain().any(|cause| {
         cause
             .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
@@ -471,6 +513,31 @@ fn problem_response(status: u16, kind: &str, title: &str, detail: String) -> Hos
     response
 }
 
+/// Connections refused at the cap, logged at most once a second.
+#[derive(Default)]
+struct RefusalLog {
+    since_logged: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl RefusalLog {
+    fn note(&mut self, cap: usize) {
+        self.since_logged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(
+                refused = self.since_logged,
+                cap,
+                "connections refused: --max-connections reached"
+            );
+            self.since_logged = 0;
+            self.logged_at = Some(std::time::Instant::now());
+        }
+    }
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -511,6 +578,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         )
     };
     let server = Arc::new(prepare(&options)?);
+    crate::request_limits::start_ticker(server.engine().clone());
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listening on {}", options.listen))?;
@@ -527,6 +595,8 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         crate::schedule::spawn(format!("http://{address}"), token, options.schedule.clone());
     }
     let limits = options.limits;
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut refused = RefusalLog::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -539,6 +609,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
                         tracing::warn!(%err, "accept failed");
                         continue;
                     }
+                };
+                // Past the cap a connection is closed at once, so a flood
+                // of idle ones cannot exhaust the process's descriptors.
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    drop(stream);
+                    refused.note(limits.max_connections);
+                    continue;
                 };
                 let server = server.clone();
                 let service = hyper::service::service_fn(move |request| {
@@ -558,6 +635,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
                 let connection = http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(limits.header_timeout)
+                    .max_buf_size(limits.max_header_bytes.max(8192))
                     .keep_alive(true)
                     .serve_connection(
                         TokioIo::new(PacedConnection::new(stream, &limits)),
@@ -568,6 +646,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
                     if let Err(err) = connection.await {
                         tracing::debug!(%err, "connection closed with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,

@@ -33,6 +33,8 @@ pub struct Artifacts {
     pub probe_spin: PathBuf,
     pub probe_wasi: PathBuf,
     pub standalone: Vec<PathBuf>,
+    /// `tests/fixtures/misbehaving`: loops, allocates or sleeps on request.
+    pub misbehaving: PathBuf,
 }
 
 impl Artifacts {
@@ -56,7 +58,7 @@ pub fn artifacts() -> &'static Artifacts {
     ARTIFACTS.get_or_init(|| {
         let ws = workspace();
         let built = build::build(&ws).expect("portico build");
-        build::compile(&ws, &["platform-probe"]).expect("compile the probe");
+        build::compile(&ws, &["platform-probe", "misbehaving"]).expect("compile the fixtures");
         let dir = e2e_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let mut probes = Vec::new();
@@ -78,6 +80,7 @@ pub fn artifacts() -> &'static Artifacts {
             probe_spin: probes[0].clone(),
             probe_wasi: probes[1].clone(),
             standalone,
+            misbehaving: build::compiled(&ws, "misbehaving"),
         }
     })
 }

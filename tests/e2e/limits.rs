@@ -1,6 +1,7 @@
-//! What one client may hold: slow request bodies, bodies nobody may send,
-//! and slow readers of responses, each against the instance pool (256
-//! slots) that every other client needs. Clients speak raw HTTP/1.1 so they
+//! What one request may take (time, CPU, memory; shown with the
+//! `misbehaving` fixture) and what one client may hold: slow request bodies,
+//! bodies nobody may send, and slow readers of responses, each against the
+//! instance pool that every other client needs. Clients speak raw HTTP/1.1 so they
 //! can stall mid-request; every loop is bounded in count and time.
 
 use std::io::{Read, Write};
@@ -12,6 +13,9 @@ use portico::serve::Target;
 use crate::harness::{Host, HostConfig, Reply, client, data_dir, get};
 
 on_both_targets!(
+    each_request_is_stopped_at_its_limits,
+    slow_headers_and_idle_connections_leave_the_server_answering,
+    connections_past_the_cap_are_refused_and_big_heads_get_431,
     slow_bodies_hold_sockets_not_instances,
     bodies_nobody_may_send_are_never_read,
     a_trickled_upload_is_cut_below_the_minimum_rate,
@@ -297,4 +301,216 @@ fn slow_readers_are_cut_and_their_instances_freed(target: Target) {
         "the limit is logged"
     );
     others_are_served(&host, "after the slow readers");
+}
+
+/// `tests/fixtures/misbehaving` on the host with small limits.
+fn misbehaving(target: Target, args: &[&str]) -> (Host, tempfile::TempDir) {
+    let data = data_dir("misbehaving");
+    let mut config = HostConfig::app(target, data.path());
+    config.component = crate::harness::artifacts().misbehaving.clone();
+    config.args = args.iter().map(|a| a.to_string()).collect();
+    (Host::start(&config), data)
+}
+
+/// `GET path`, with how long the answer took.
+fn timed_get(host: &Host, path: &str) -> (Reply, Duration) {
+    let started = std::time::Instant::now();
+    let reply = get(&format!("{}{path}", host.url));
+    (reply, started.elapsed())
+}
+
+/// A guest that spins, sleeps past the deadline or allocates without bound
+/// is stopped at its limit with a `503` problem naming it, while other
+/// requests keep being answered; work after the response has its own bound;
+/// and afterwards the instance pool is whole (as many concurrent requests
+/// as it has slots all succeed).
+fn each_request_is_stopped_at_its_limits(target: Target) {
+    let (host, _data) = misbehaving(
+        target,
+        &[
+            "--request-timeout",
+            "1s",
+            "--response-timeout",
+            "1s",
+            "--request-memory",
+            "64MiB",
+            "--max-instances",
+            "4",
+        ],
+    );
+    let spinning = {
+        let url = host.url.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            (get(&format!("{url}/loop")), started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let (other, _) = timed_get(&host, "/");
+    assert_eq!(other.status, 200, "answered while a guest spins");
+    let (looped, looped_in) = spinning.join().unwrap();
+    looped.assert_problem(503, "request-timeout");
+    let (slept, slept_in) = timed_get(&host, "/sleep/5000");
+    slept.assert_problem(503, "request-timeout");
+    let (grown, grown_in) = timed_get(&host, "/alloc");
+    grown.assert_problem(503, "memory-limit");
+    let (answered, _) = timed_get(&host, "/answer-then-loop");
+    assert_eq!(
+        (answered.status, answered.text().as_str()),
+        (200, "answered")
+    );
+    eprintln!(
+        "limits fired: spinning guest {looped_in:?}, sleeping guest {slept_in:?}, \
+         allocating guest {grown_in:?} (time limit 1 s, memory 64 MiB)"
+    );
+    for (what, took) in [("spin", looped_in), ("sleep", slept_in)] {
+        assert!(
+            took >= Duration::from_secs(1),
+            "{what} stopped before its limit: {took:?}"
+        );
+    }
+    // The work after the response is stopped at its own bound.
+    let mut stopped_after = 0;
+    for _ in 0..40 {
+        stopped_after = host.stderr().matches("request stopped").count();
+        if stopped_after >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(stopped_after, 4, "{}", host.stderr());
+    // Every slot is free again.
+    let sleepers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = host.url.clone();
+            std::thread::spawn(move || get(&format!("{url}/sleep/300")))
+        })
+        .collect();
+    for sleeper in sleepers {
+        let reply = sleeper.join().unwrap();
+        assert_eq!((reply.status, reply.text().as_str()), (200, "slept"));
+    }
+
+    // The CPU budget counts running, not waiting.
+    let (host, _data) = misbehaving(target, &["--request-cpu", "100ms"]);
+    let (spun, spun_in) = timed_get(&host, "/loop");
+    spun.assert_problem(503, "cpu-limit");
+    let (slept, _) = timed_get(&host, "/sleep/500");
+    assert_eq!((slept.status, slept.text().as_str()), (200, "slept"));
+    eprintln!("cpu limit fired: spinning guest {spun_in:?} (budget 100 ms)");
+    assert!(
+        host.stderr().contains("request stopped"),
+        "the limit is logged"
+    );
+}
+
+/// The soft limit on open files of this process (the host inherits it).
+fn open_files_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))
+                .and_then(|line| line.split_whitespace().nth(3)?.parse().ok())
+        })
+        .unwrap_or(1024)
+}
+
+/// Thousands of connections that send half a header section, or nothing,
+/// and wait: `/healthz` keeps answering, and the header timeout closes
+/// them.
+fn slow_headers_and_idle_connections_leave_the_server_answering(target: Target) {
+    let data = data_dir("slow-headers");
+    let mut config = HostConfig::app(target, data.path());
+    config.args = vec!["--header-timeout".into(), "3s".into()];
+    let host = Host::start(&config);
+    // Both ends of each connection are in this machine's file table.
+    let count = 2000.min(open_files_limit().saturating_sub(256) / 2);
+    assert!(count >= 500, "only {count} connections possible here");
+    let mut held = Vec::new();
+    for i in 0..count {
+        let (mut stream, address) = connect(&host);
+        if i % 4 != 0 {
+            write!(
+                stream,
+                "GET /healthz HTTP/1.1\r\nhost: {address}\r\nx-slow: "
+            )
+            .unwrap();
+        }
+        held.push(stream);
+    }
+    let mut latencies = Vec::new();
+    for _ in 0..10 {
+        let (reply, took) = timed_get(&host, "/healthz");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        latencies.push(took);
+    }
+    latencies.sort();
+    eprintln!(
+        "/healthz during {count} slow-header and idle connections: p50 {:?}, max {:?}",
+        latencies[5], latencies[9]
+    );
+    // The header timeout closes them (3 s; allow the rest to drain).
+    std::thread::sleep(Duration::from_secs(4));
+    let mut closed = 0;
+    for stream in held.iter_mut().take(100) {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let still_open = matches!(
+            stream.read(&mut buf),
+            Err(ref err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        );
+        if !still_open {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed, 100,
+        "connections the header timeout should have closed"
+    );
+}
+
+/// Past `--max-connections` a new connection is closed at once (and the
+/// refusal logged); once the others go, the server answers again. A request
+/// head over `--max-header-bytes` is answered `431`.
+fn connections_past_the_cap_are_refused_and_big_heads_get_431(target: Target) {
+    let data = data_dir("connection-cap");
+    let mut config = HostConfig::app(target, data.path());
+    config.args = vec![
+        "--max-connections".into(),
+        "50".into(),
+        "--max-header-bytes".into(),
+        "16KiB".into(),
+    ];
+    let host = Host::start(&config);
+    let big = Reply::from(
+        client()
+            .get(&format!("{}/healthz", host.url))
+            .header("x-padding", "x".repeat(32 * 1024))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(big.status, 431);
+    let held: Vec<_> = (0..50).map(|_| connect(&host).0).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut extra, _) = connect(&host);
+    let mut buf = [0u8; 64];
+    let read = extra.read(&mut buf);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err(),
+        "the 51st connection was closed: {read:?}"
+    );
+    // The log line travels through a pipe: give it a moment.
+    let logged = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        host.stderr().contains("connections refused")
+    });
+    assert!(logged, "{}", host.stderr());
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let health = get(&format!("{}/healthz", host.url));
+    assert_eq!(health.status, 200);
 }
