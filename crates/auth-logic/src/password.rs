@@ -442,3 +442,83 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! `parse` is private and cheap, while `verify_password` would run up to
+    //! ten million PBKDF2 rounds on a string that parses; so the stored-hash
+    //! grammar is exercised here, directly.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Near-PHC strings: every field drawn from what the grammar allows plus
+    /// the characters it must refuse (padding, signs, leading zeros).
+    fn stored_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (
+                prop_oneof![
+                    Just("pbkdf2-sha256".to_owned()),
+                    Just("pbkdf2-SHA256".to_owned()),
+                    "[a-z0-9-]{0,14}",
+                ],
+                prop_oneof![
+                    (1u32..=MAX_ITERATIONS).prop_map(|n| format!("i={n}")),
+                    any::<u64>().prop_map(|n| format!("i={n}")),
+                    "i=[+0-9]{0,12}|[a-z=,0-9]{0,12}",
+                ],
+                prop_oneof![
+                    any::<[u8; SALT_LEN]>().prop_map(|s| STANDARD_NO_PAD.encode(s)),
+                    "[A-Za-z0-9+/=_-]{0,26}",
+                ],
+                prop_oneof![
+                    any::<[u8; HASH_LEN]>().prop_map(|h| STANDARD_NO_PAD.encode(h)),
+                    "[A-Za-z0-9+/=_-]{0,46}",
+                ],
+                "(\\$[^$]{0,3})?",
+            )
+                .prop_map(|(id, params, salt, hash, tail)| {
+                    format!("${id}${params}${salt}${hash}{tail}")
+                }),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn parse_never_panics_and_accepts_only_canonical_strings(stored in stored_like()) {
+            if let Ok(parsed) = parse(&stored) {
+                prop_assert!((1..=MAX_ITERATIONS).contains(&parsed.iterations));
+                // One spelling per hash: whatever parses is exactly what
+                // `hash_password` would have written for these fields.
+                let canonical = format!(
+                    "${ALGORITHM_ID}$i={}${}${}",
+                    parsed.iterations,
+                    STANDARD_NO_PAD.encode(parsed.salt),
+                    STANDARD_NO_PAD.encode(parsed.hash)
+                );
+                prop_assert_eq!(canonical, stored);
+            }
+        }
+
+        #[test]
+        fn parse_reads_back_every_field_hash_password_writes(
+            iterations in 1u32..=MAX_ITERATIONS,
+            salt in any::<[u8; SALT_LEN]>(),
+            hash in any::<[u8; HASH_LEN]>(),
+        ) {
+            let stored = format!(
+                "${ALGORITHM_ID}$i={iterations}${}${}",
+                STANDARD_NO_PAD.encode(salt),
+                STANDARD_NO_PAD.encode(hash)
+            );
+            let parsed = parse(&stored).map_err(|e| TestCaseError::fail(e.reason()))?;
+            prop_assert_eq!(parsed.iterations, iterations);
+            prop_assert_eq!(parsed.salt, salt);
+            prop_assert_eq!(parsed.hash, hash);
+        }
+    }
+}
