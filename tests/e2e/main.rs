@@ -30,6 +30,7 @@ mod auth;
 mod browser;
 mod cli;
 mod cors;
+mod crash;
 mod flags;
 mod gateway;
 mod limits;
