@@ -31,6 +31,7 @@ mod browser;
 mod cli;
 mod cors;
 mod crash;
+mod faults;
 mod flags;
 mod gateway;
 mod limits;
