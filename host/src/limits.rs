@@ -64,6 +64,46 @@ impl Default for ClientLimits {
     }
 }
 
+/// A limit that may fire thousands of times a second (a flood): counted,
+/// and logged at most once a second with the count since the last line.
+pub struct ThrottledLog {
+    message: &'static str,
+    count: std::sync::atomic::AtomicU64,
+    last_logged_ms: std::sync::atomic::AtomicU64,
+}
+
+impl ThrottledLog {
+    pub const fn new(message: &'static str) -> ThrottledLog {
+        ThrottledLog {
+            message,
+            count: std::sync::atomic::AtomicU64::new(0),
+            last_logged_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn note(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        self.count.fetch_add(1, Relaxed);
+        // Offset by a second so the very first one is logged.
+        let now_ms = START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+            + 1000;
+        let last = self.last_logged_ms.load(Relaxed);
+        if now_ms.saturating_sub(last) >= 1000
+            && self
+                .last_logged_ms
+                .compare_exchange(last, now_ms, Relaxed, Relaxed)
+                .is_ok()
+        {
+            let count = self.count.swap(0, Relaxed);
+            tracing::warn!(count, "{}", self.message);
+        }
+    }
+}
+
 /// Parses a duration flag: `500ms`, `10s`, `2m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -29,7 +29,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::limits::{ClientLimits, PacedBody, PacedConnection};
+use crate::limits::{ClientLimits, PacedBody, PacedConnection, ThrottledLog};
 use crate::request_limits::{Budget, RequestLimits};
 use crate::spin::{SpinBackend, SpinHost, SpinView};
 
@@ -513,30 +513,11 @@ fn problem_response(status: u16, kind: &str, title: &str, detail: String) -> Hos
     response
 }
 
-/// Connections refused at the cap, logged at most once a second.
-#[derive(Default)]
-struct RefusalLog {
-    since_logged: u64,
-    logged_at: Option<std::time::Instant>,
-}
-
-impl RefusalLog {
-    fn note(&mut self, cap: usize) {
-        self.since_logged += 1;
-        if self
-            .logged_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
-            tracing::warn!(
-                refused = self.since_logged,
-                cap,
-                "connections refused: --max-connections reached"
-            );
-            self.since_logged = 0;
-            self.logged_at = Some(std::time::Instant::now());
-        }
-    }
-}
+static REFUSED: ThrottledLog = ThrottledLog::new("connections refused: --max-connections reached");
+static HEAD_TIMEOUTS: ThrottledLog =
+    ThrottledLog::new("connections closed: no complete request head within --header-timeout");
+static HEADS_TOO_LARGE: ThrottledLog =
+    ThrottledLog::new("request heads over --max-header-bytes answered 431");
 
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -596,7 +577,6 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     }
     let limits = options.limits;
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let mut refused = RefusalLog::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -614,7 +594,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
                 // of idle ones cannot exhaust the process's descriptors.
                 let Ok(permit) = connections.clone().try_acquire_owned() else {
                     drop(stream);
-                    refused.note(limits.max_connections);
+                    REFUSED.note();
                     continue;
                 };
                 let server = server.clone();
@@ -644,7 +624,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {
-                        tracing::debug!(%err, "connection closed with an error");
+                        if err.is_timeout() {
+                            HEAD_TIMEOUTS.note();
+                        } else if err.is_parse_too_large() {
+                            HEADS_TOO_LARGE.note();
+                        } else {
+                            tracing::debug!(%err, "connection closed with an error");
+                        }
                     }
                     drop(permit);
                 });

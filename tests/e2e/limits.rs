@@ -471,6 +471,11 @@ fn slow_headers_and_idle_connections_leave_the_server_answering(target: Target) 
         closed, 100,
         "connections the header timeout should have closed"
     );
+    assert!(
+        host.stderr()
+            .contains("no complete request head within --header-timeout"),
+        "the limit is logged"
+    );
 }
 
 /// Past `--max-connections` a new connection is closed at once (and the
@@ -494,6 +499,11 @@ fn connections_past_the_cap_are_refused_and_big_heads_get_431(target: Target) {
             .unwrap(),
     );
     assert_eq!(big.status, 431);
+    let logged = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        host.stderr().contains("answered 431")
+    });
+    assert!(logged, "{}", host.stderr());
     let held: Vec<_> = (0..50).map(|_| connect(&host).0).collect();
     std::thread::sleep(Duration::from_millis(200));
     let (mut extra, _) = connect(&host);
