@@ -359,3 +359,108 @@ mod tests {
         assert_eq!(without_cookie("session=tok", "session"), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: &[&str] = &["session", "__Host-session", "a", "Session", "sessionx"];
+
+    /// `Cookie` headers as browsers and junk-adding neighbours send them:
+    /// pairs with SP/HTAB around names and values, quoted values, pairs
+    /// without `=`, empty pairs, repeated names, non-ASCII.
+    fn cookie_header() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            4 => prop::sample::select(NAMES).prop_map(str::to_owned),
+            1 => "[!#-'*+.0-9A-Z^-z|~-]{0,6}",
+            1 => "\\PC{0,3}",
+        ];
+        let value = prop_oneof![
+            "[!#-+\\--:<-\\[\\]-~]{0,8}",
+            "\"[a-z=]{0,4}\"?",
+            "[^;]{0,6}",
+        ];
+        let pair = prop_oneof![
+            6 => (name, "[ \t]{0,2}", value, "[ \t]{0,2}").prop_map(|(n, a, v, b)| format!("{a}{n}{a}={b}{v}{b}")),
+            1 => prop::sample::select(NAMES).prop_map(str::to_owned),
+            1 => "[ \t=]{0,2}",
+        ];
+        prop_oneof![
+            6 => proptest::collection::vec((pair, prop::sample::select(vec![";", "; ", " ;", ";\t"])), 0..6)
+                .prop_map(|pairs| pairs.into_iter().map(|(p, sep)| format!("{p}{sep}")).collect()),
+            1 => any::<String>(),
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(NAMES).prop_map(str::to_owned),
+            1 => "\\PC{0,4}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn what_without_cookie_leaves_never_has_the_cookie_find_cookie_reads(
+            header in cookie_header(),
+            name in name(),
+        ) {
+            let kept = without_cookie(&header, &name);
+            if let Some(kept) = &kept {
+                prop_assert_eq!(find_cookie(kept, &name), None, "{:?} -> {:?}", header, kept);
+                prop_assert!(!kept.is_empty());
+            }
+        }
+
+        #[test]
+        fn stripping_one_cookie_keeps_every_other(
+            header in cookie_header(),
+            name in name(),
+            other in name(),
+        ) {
+            prop_assume!(other != name);
+            let kept = without_cookie(&header, &name).unwrap_or_default();
+            prop_assert_eq!(find_cookie(&kept, &other), find_cookie(&header, &other));
+        }
+
+        #[test]
+        fn find_cookie_returns_a_trimmed_part_of_the_header(header in cookie_header(), name in name()) {
+            if let Some(value) = find_cookie(&header, &name) {
+                prop_assert!(!name.is_empty());
+                prop_assert!(header.contains(value));
+                prop_assert!(!value.contains(';'));
+                prop_assert!(!value.starts_with([' ', '\t']) && !value.ends_with([' ', '\t']));
+            }
+        }
+
+        #[test]
+        fn built_cookies_read_back_and_cannot_inject(
+            name in prop_oneof![4 => "[!#-'*+.0-9A-Z^-z|~-]{1,12}", 1 => "\\PC{0,6}"],
+            value in prop_oneof![4 => "[!#-+\\--:<-\\[\\]-~]{0,24}", 1 => "\\PC{0,8}"],
+            max_age in any::<u64>(),
+            secure in any::<bool>(),
+        ) {
+            match session_cookie(&name, &value, max_age, secure) {
+                Ok(set) => {
+                    prop_assert!(!set.contains(['\r', '\n', '\0']));
+                    let pair = set.split(';').next().unwrap_or_default();
+                    prop_assert_eq!(find_cookie(pair, &name), Some(value.as_str()));
+                    prop_assert_eq!(set.contains("; Secure"), secure);
+                }
+                Err(_) => {
+                    let ok_name = !name.is_empty() && name.bytes().all(is_tchar);
+                    let ok_value = value.bytes().all(is_cookie_octet);
+                    prop_assert!(!(ok_name && ok_value) || !secure);
+                }
+            }
+            if let Ok(clear) = clear_cookie(&name, secure) {
+                prop_assert!(clear.ends_with("Max-Age=0"));
+                prop_assert!(!clear.contains(['\r', '\n', '\0']));
+            }
+        }
+    }
+}
