@@ -343,3 +343,244 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn origin() -> impl Strategy<Value = String> {
+        prop_oneof![
+            12 => (
+                prop_oneof![6 => Just("https://"), 3 => Just("http://"), 1 => Just("ftp://"), 1 => Just("")],
+                prop_oneof![
+                    10 => prop::sample::select(vec!["app.example", "a.example:8443", "evil.example", "[::1]:3000"]),
+                    1 => Just(""),
+                ],
+                prop_oneof![12 => Just(""), 1 => Just("/"), 1 => Just("/x?y"), 1 => Just(" ")],
+            )
+                .prop_map(|(s, h, p)| format!("{s}{h}{p}")),
+            2 => Just("*".to_owned()),
+            1 => Just("null".to_owned()),
+            1 => "\\PC{0,8}",
+        ]
+    }
+
+    fn json_list(items: &[String]) -> String {
+        serde_json::json!(items).to_string()
+    }
+
+    /// CORS tables: rules with listed, wildcard and `null` origins, with
+    /// and without credentials, and now and then a bad prefix, a bad
+    /// origin, a mistyped or unknown field.
+    fn table() -> impl Strategy<Value = String> {
+        let rule = (
+            prop_oneof![20 => "/[a-z/]{0,5}", 1 => "[a-z]{0,2}"],
+            proptest::collection::vec(origin(), 0..3),
+            proptest::option::of(proptest::collection::vec(
+                prop::sample::select(vec!["PUT", "DELETE", "PATCH", "put"]).prop_map(str::to_owned),
+                0..3,
+            )),
+            proptest::option::of(proptest::collection::vec("[a-zA-Z-]{1,8}", 0..3)),
+            proptest::option::of(proptest::collection::vec("[a-z-]{1,8}", 0..2)),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(prop_oneof![
+                8 => any::<u64>().prop_map(|n| n.to_string()),
+                1 => Just("-1".to_owned()),
+                1 => Just("null".to_owned()),
+            ]),
+            proptest::option::of(any::<bool>()),
+            proptest::option::weighted(0.02, Just(r#""allow":1"#)),
+        )
+            .prop_map(
+                |(
+                    prefix,
+                    origins,
+                    methods,
+                    headers,
+                    expose,
+                    credentials,
+                    max_age,
+                    pna,
+                    unknown,
+                )| {
+                    let mut fields = vec![
+                        format!("\"prefix\":{}", serde_json::Value::String(prefix)),
+                        format!("\"origins\":{}", json_list(&origins)),
+                    ];
+                    if let Some(m) = methods {
+                        fields.push(format!("\"methods\":{}", json_list(&m)));
+                    }
+                    if let Some(h) = headers {
+                        fields.push(format!("\"headers\":{}", json_list(&h)));
+                    }
+                    if let Some(e) = expose {
+                        fields.push(format!("\"expose\":{}", json_list(&e)));
+                    }
+                    if let Some(c) = credentials {
+                        fields.push(format!("\"credentials\":{c}"));
+                    }
+                    if let Some(m) = max_age {
+                        fields.push(format!("\"max_age\":{m}"));
+                    }
+                    if let Some(p) = pna {
+                        fields.push(format!("\"private_network\":{p}"));
+                    }
+                    fields.extend(unknown.map(str::to_owned));
+                    format!("{{{}}}", fields.join(","))
+                },
+            );
+        prop_oneof![
+            16 => proptest::collection::vec(rule, 1..4).prop_map(|r| format!("{{\"rules\":[{}]}}", r.join(","))),
+            1 => "[\\[\\]{}\":,a-z0-9 /*]{0,24}",
+            1 => any::<String>(),
+        ]
+    }
+
+    /// What a browser (or anyone) sends on a request to a CORS prefix.
+    fn client_headers() -> impl Strategy<Value = Vec<(String, String)>> {
+        (
+            proptest::option::of(origin()),
+            proptest::option::of(prop_oneof![
+                Just("PUT".to_owned()),
+                Just("GET".to_owned()),
+                Just(" DELETE ".to_owned()),
+                "\\PC{0,6}",
+            ]),
+            proptest::option::of(prop_oneof![
+                proptest::collection::vec("[a-zA-Z-]{0,8}", 0..4).prop_map(|h| h.join(" ,")),
+                "\\PC{0,10}",
+            ]),
+            proptest::option::of(prop_oneof![
+                Just("true".to_owned()),
+                Just("TRUE".to_owned())
+            ]),
+        )
+            .prop_map(|(origin, method, headers, pna)| {
+                let mut out = Vec::new();
+                let mut push = |name: &str, value: Option<String>| {
+                    if let Some(value) = value {
+                        out.push((name.to_owned(), value));
+                    }
+                };
+                push("origin", origin);
+                push("access-control-request-method", method);
+                push("access-control-request-headers", headers);
+                push("access-control-request-private-network", pna);
+                out
+            })
+    }
+
+    fn check_cors_headers(
+        rule: &Rule,
+        origin: Option<&str>,
+        response: &Response,
+    ) -> Result<(), TestCaseError> {
+        prop_assert!(
+            response
+                .headers
+                .iter()
+                .any(|(n, v)| n == "vary" && v.contains("Origin"))
+        );
+        if let Some(allowed) = response.header("access-control-allow-origin") {
+            let origin = origin.unwrap_or_default();
+            prop_assert!(rule.allows_origin(origin), "{:?} not allowed", origin);
+            // Never `*` with credentials, and `*` only for a wildcard rule.
+            if allowed == "*" {
+                prop_assert!(!rule.credentials && rule.origins.iter().any(|o| o == "*"));
+            } else {
+                prop_assert_eq!(allowed, origin);
+            }
+            prop_assert_eq!(
+                response
+                    .header("access-control-allow-credentials")
+                    .is_some(),
+                rule.credentials
+            );
+            if origin == "null" {
+                prop_assert!(rule.origins.iter().any(|o| o == "null"));
+            }
+        } else {
+            prop_assert!(
+                response
+                    .header("access-control-allow-credentials")
+                    .is_none()
+            );
+            prop_assert!(response.header("access-control-allow-methods").is_none());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn accepted_tables_keep_the_documented_rules(text in table()) {
+            let Ok(config) = parse(&text) else { return Ok(()) };
+            for rule in &config.rules {
+                prop_assert!(rule.prefix.starts_with('/'));
+                prop_assert!(!(rule.credentials && rule.origins.iter().any(|o| o == "*")));
+                for origin in &rule.origins {
+                    prop_assert!(origin == "*" || origin == "null" || is_origin(origin), "{:?}", origin);
+                    prop_assert!(!origin.contains(['/', '?', '#', ' ']) || origin.contains("://"));
+                }
+            }
+        }
+
+        #[test]
+        fn cors_headers_only_ever_grant_what_the_rule_allows(
+            text in table(),
+            path in ("/[a-z/]{0,6}", "[a-z/]{0,3}", any::<bool>()),
+            client in client_headers(),
+            listed in (any::<bool>(), any::<bool>(), any::<prop::sample::Index>()),
+            method in prop::sample::select(vec!["OPTIONS", "GET", "POST", "PUT"]),
+        ) {
+            let Ok(config) = parse(&text) else { return Ok(()) };
+            let (_, _, pick) = listed;
+            // Mostly a path under one of the rules, so a rule applies.
+            let path = match path {
+                (_, suffix, true) if !config.rules.is_empty() => {
+                    format!("{}{suffix}", config.rules[pick.index(config.rules.len())].prefix)
+                }
+                (path, _, _) => path,
+            };
+            let Some(rule) = config.rule_for(&path) else {
+                prop_assert!(config.rules.iter().all(|r| !path.starts_with(&r.prefix)));
+                return Ok(());
+            };
+            prop_assert!(config.rules.iter().filter(|r| path.starts_with(&r.prefix)).all(|r| r.prefix.len() <= rule.prefix.len()));
+            // Half the time the client asks for what the rule lists, so
+            // the granting paths are reached, not only the refusals.
+            let mut headers = client;
+            let (listed_origin, listed_method, pick) = listed;
+            if listed_origin && !rule.origins.is_empty() {
+                let origin = &rule.origins[pick.index(rule.origins.len())];
+                let origin = if origin == "*" { "https://any.example" } else { origin };
+                headers.retain(|(n, _)| n != "origin");
+                headers.insert(0, ("origin".to_owned(), origin.to_owned()));
+            }
+            if listed_method && !rule.methods.is_empty() {
+                headers.retain(|(n, _)| !n.starts_with("access-control-request-"));
+                headers.push(("access-control-request-method".to_owned(), rule.methods[pick.index(rule.methods.len())].clone()));
+                if !rule.headers.is_empty() {
+                    headers.push(("access-control-request-headers".to_owned(), rule.headers.join(", ")));
+                }
+            }
+            let request = Request { method: method.into(), path, headers, ..Request::default() };
+            let origin = request.header("origin");
+            if let Some(origin) = origin {
+                let response = preflight(rule, origin, &request);
+                prop_assert_eq!(response.status, 204);
+                check_cors_headers(rule, Some(origin), &response)?;
+                if response.header("access-control-allow-origin").is_some() {
+                    let asked = request.header("access-control-request-method").unwrap_or_default().trim();
+                    prop_assert_eq!(response.header("access-control-allow-methods"), Some(asked));
+                }
+            }
+            let mut response = Response::new(200);
+            decorate(rule, origin, &mut response);
+            check_cors_headers(rule, origin, &response)?;
+        }
+    }
+}

@@ -310,3 +310,156 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn origin() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => (
+                prop_oneof![
+                    4 => prop::sample::select(vec!["http://", "https://"]),
+                    1 => prop::sample::select(vec!["HTTP://", "ftp://", ""]),
+                ],
+                prop_oneof![
+                    4 => prop::sample::select(vec!["127.0.0.1:9000", "Example.COM", "a.example:8443", "[::1]:80"]),
+                    1 => prop::sample::select(vec!["u@h", "h?x", "h#f", "h h", ""]),
+                ],
+                "(/[a-z.]{0,4}){0,3}/?",
+                prop_oneof![6 => Just(String::new()), 1 => "\\?[a-z]{0,2}|#[a-z]{0,2}"],
+            )
+                .prop_map(|(s, h, p, q)| format!("{s}{h}{p}{q}")),
+            1 => "\\PC{0,12}",
+        ]
+    }
+
+    fn json_string(s: &str) -> String {
+        serde_json::Value::String(s.to_owned()).to_string()
+    }
+
+    /// Route tables: mostly well-formed routes, each member sometimes
+    /// missing, mistyped or out of range, names sometimes repeated, and
+    /// now and then an unknown field.
+    fn table() -> impl Strategy<Value = String> {
+        let route = (
+            // Unique names mostly; sometimes a repeat of the first, or none.
+            prop_oneof![8 => Just(None), 1 => Just(Some("r0")), 1 => Just(Some(""))],
+            prop_oneof![12 => "/[a-z/]{0,6}", 1 => "[a-z]{0,3}"],
+            origin(),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(prop_oneof![1 => 0u64..5, 4 => 1u64..100_000, 1 => Just(u64::MAX)]),
+            proptest::option::of(0u32..7),
+            proptest::option::of(proptest::collection::vec(
+                prop_oneof![4 => Just("subject"), 4 => Just("roles"), 1 => Just("password")],
+                0..3,
+            )),
+            proptest::option::of((
+                prop_oneof![1 => Just(0u32), 8 => 1u32..10],
+                any::<u64>(),
+                prop_oneof![1 => Just(0u64), 8 => 1u64..100],
+            )),
+            proptest::option::weighted(0.05, Just(r#""retry":1"#)),
+        )
+            .prop_map(|(name, prefix, origin, strip, timeout, retries, forward, breaker, unknown)| {
+                // `#` stands for the route's index, filled in below.
+                let mut fields = vec![
+                    format!("\"name\":{}", json_string(name.unwrap_or("r#"))),
+                    format!("\"prefix\":{}", json_string(&prefix)),
+                    format!("\"origin\":{}", json_string(&origin)),
+                ];
+                if let Some(strip) = strip {
+                    fields.push(format!("\"strip_prefix\":{strip}"));
+                }
+                if let Some(t) = timeout {
+                    fields.push(format!("\"timeout_ms\":{t}"));
+                }
+                if let Some(r) = retries {
+                    fields.push(format!("\"retries\":{r}"));
+                }
+                if let Some(f) = forward {
+                    fields.push(format!("\"forward\":{}", serde_json::json!(f)));
+                }
+                if let Some((failures, window_secs, open_secs)) = breaker {
+                    fields.push(format!(
+                        "\"breaker\":{{\"failures\":{failures},\"window_secs\":{window_secs},\"open_secs\":{open_secs}}}"
+                    ));
+                }
+                fields.extend(unknown.map(str::to_owned));
+                format!("{{{}}}", fields.join(","))
+            });
+        let sources = proptest::collection::btree_map(
+            "[a-z]{1,3}",
+            prop_oneof![6 => "/[a-z/]{0,5}", 1 => "[a-z]{1,3}"],
+            0..3,
+        );
+        prop_oneof![
+            16 => (proptest::collection::vec(route, 1..4), proptest::option::of(sources)).prop_map(|(routes, sources)| {
+                let routes: Vec<String> =
+                    routes.iter().enumerate().map(|(i, r)| r.replace("r#", &format!("r{i}"))).collect();
+                let mut table = format!("{{\"routes\":[{}]", routes.join(","));
+                if let Some(s) = sources {
+                    table.push_str(&format!(",\"sources\":{}", serde_json::json!(s)));
+                }
+                table.push('}');
+                table
+            }),
+            1 => "[\\[\\]{}\":,a-z0-9 /]{0,24}",
+            1 => any::<String>(),
+        ]
+    }
+
+    fn gateway_path() -> impl Strategy<Value = String> {
+        prop_oneof!["/[a-z/]{0,8}", "/[a-c]{0,2}"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn accepted_tables_keep_every_documented_bound(text in table()) {
+            let Ok(table) = parse(&text) else { return Ok(()) };
+            for (i, route) in table.routes.iter().enumerate() {
+                prop_assert!(!route.name.is_empty());
+                prop_assert!(table.routes[..i].iter().all(|r| r.name != route.name));
+                prop_assert!(route.prefix.starts_with('/'));
+                prop_assert!(route.origin.starts_with("http://") || route.origin.starts_with("https://"));
+                prop_assert_eq!(route.target.https, route.origin.starts_with("https://"));
+                let authority = &route.target.authority;
+                prop_assert!(!authority.is_empty() && !authority.contains(['@', '?', '#', ' ', '/']), "{:?}", authority);
+                prop_assert_eq!(authority.to_ascii_lowercase(), authority.clone());
+                let base = &route.target.base_path;
+                prop_assert!(base.is_empty() || (base.starts_with('/') && !base.ends_with('/')), "{:?}", base);
+                prop_assert!(!base.contains(['?', '#']));
+                prop_assert!(route.timeout_ms > 0 && route.retries <= 5);
+                prop_assert!(route.forward.iter().all(|f| f == "subject" || f == "roles"));
+                prop_assert!(route.breaker.failures > 0 && route.breaker.open_secs > 0);
+                let _ = route.breaker.logic_ms();
+            }
+            prop_assert!(table.sources.values().all(|p| p.starts_with('/')));
+        }
+
+        #[test]
+        fn requests_go_to_the_longest_prefix_under_its_base_path(
+            text in table(),
+            path in gateway_path(),
+            query in proptest::option::of("[a-z=&]{0,6}"),
+        ) {
+            let Ok(table) = parse(&text) else { return Ok(()) };
+            let matching = |r: &&Route| path.starts_with(&r.prefix) || path == r.prefix.trim_end_matches('/');
+            let Some(route) = table.route_for(&path) else {
+                prop_assert!(!table.routes.iter().any(|r| matching(&r)));
+                return Ok(());
+            };
+            prop_assert!(matching(&route));
+            prop_assert!(table.routes.iter().filter(matching).all(|r| r.prefix.len() <= route.prefix.len()));
+            let upstream = route.upstream_path(&path, query.as_deref());
+            let rest = upstream.strip_prefix(route.target.base_path.as_str());
+            prop_assert!(rest.is_some_and(|rest| rest.starts_with('/')), "{:?} for {:?}", upstream, path);
+            let (_, upstream_query) = upstream.split_once('?').unzip();
+            prop_assert_eq!(upstream_query, query.as_deref());
+        }
+    }
+}
