@@ -454,7 +454,9 @@ mod properties {
                 Err(_) => {
                     let ok_name = !name.is_empty() && name.bytes().all(is_tchar);
                     let ok_value = value.bytes().all(is_cookie_octet);
-                    prop_assert!(!(ok_name && ok_value) || !secure);
+                    // Only a `__Host-`/`__Secure-` name without `Secure` is refused
+                    // when name and value are well-formed.
+                    prop_assert!(!(ok_name && ok_value && secure));
                 }
             }
             if let Ok(clear) = clear_cookie(&name, secure) {
