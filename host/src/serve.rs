@@ -352,6 +352,7 @@ impl Server {
                 "Host required",
                 "the request has no Host header (required by HTTP/1.1) and no absolute URI"
                     .to_string(),
+                request.uri().path(),
             ));
         }
         crate::hop_by_hop::strip_connection_fields(request.headers_mut());
@@ -377,7 +378,7 @@ impl Server {
         let body = match crate::limits::prebuffer(body, declared, self.limits.prebuffer_bytes).await
         {
             Ok(body) => body,
-            Err(code) => return Ok(unreadable_body(&code)),
+            Err(code) => return Ok(unreadable_body(&code, parts.uri.path())),
         };
         let request = hyper::Request::from_parts(parts, body);
         let mut store = self.new_store()?;
@@ -436,10 +437,10 @@ impl Server {
 /// The answer when the component traps or fails: a problem, never a bare
 /// 500. Running out of instance slots is overload, not failure: `503` with
 /// `Retry-After`, so clients back off instead of reporting a bug.
-fn host_problem(err: &anyhow::Error) -> HostResponse {
+fn host_problem(err: &anyhow::Error, path: &str) -> HostResponse {
     if let Some(hit) = crate::request_limits::limit_hit(err) {
         let (kind, title) = hit.problem();
-        return problem_response(503, kind, title, hit.to_string());
+        return problem_response(503, kind, title, hit.to_string(), path);
     }
     let overloaded = err.chain().any(|cause| {
         cause
@@ -451,7 +452,7 @@ fn host_problem(err: &anyhow::Error) -> HostResponse {
     } else {
         (500, "component-failure", "The component failed")
     };
-    let mut response = problem_response(status, kind, title, format!("{err:#}"));
+    let mut response = problem_response(status, kind, title, format!("{err:#}"), path);
     if overloaded {
         response.headers_mut().insert(
             hyper::header::RETRY_AFTER,
@@ -466,6 +467,7 @@ fn host_problem(err: &anyhow::Error) -> HostResponse {
 /// rest of the body will not be read.
 fn unreadable_body(
     code: &wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
+    path: &str,
 ) -> HostResponse {
     use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
     let mut response = if matches!(code, ErrorCode::ConnectionReadTimeout) {
@@ -474,6 +476,7 @@ fn unreadable_body(
             "body-timeout",
             "Request body too slow",
             "the request body stalled or arrived below the server's minimum rate".to_string(),
+            path,
         )
     } else {
         problem_response(
@@ -481,6 +484,7 @@ fn unreadable_body(
             "unreadable-body",
             "Request body unreadable",
             format!("the request body could not be read: {code:?}"),
+            path,
         )
     };
     response.headers_mut().insert(
@@ -491,12 +495,19 @@ fn unreadable_body(
 }
 
 /// An `application/problem+json` answer made by the host itself.
-fn problem_response(status: u16, kind: &str, title: &str, detail: String) -> HostResponse {
+fn problem_response(
+    status: u16,
+    kind: &str,
+    title: &str,
+    detail: String,
+    instance: &str,
+) -> HostResponse {
     let body = serde_json::json!({
         "type": format!("https://portico.dev/problems#{kind}"),
         "title": title,
         "status": status,
         "detail": detail,
+        "instance": instance,
     })
     .to_string();
     let body = Full::new(Bytes::from(body))
@@ -600,12 +611,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
                 let server = server.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let server = server.clone();
+                    let path = request.uri().path().to_string();
                     async move {
                         Ok::<_, std::convert::Infallible>(match server.handle(request, client).await {
                             Ok(response) => response,
                             Err(err) => {
                                 tracing::error!(error = format!("{err:#}"), "request failed");
-                                host_problem(&err)
+                                host_problem(&err, &path)
                             }
                         })
                     }
@@ -638,6 +650,8 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             () = &mut shutdown => break,
         }
     }
+    // Refuse new connections at once; the ones open finish what they have.
+    drop(listener);
     println!("portico: shutting down");
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await

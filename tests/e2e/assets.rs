@@ -153,6 +153,9 @@ struct App {
     host: Host,
     admin: String,
     _data: tempfile::TempDir,
+    /// Objects this client has stored and not deleted, so an upload knows
+    /// whether it creates (`201`) or replaces (`200`).
+    stored: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 fn start(target: Target, name: &str, vars: &[(&str, &str)]) -> App {
@@ -167,6 +170,7 @@ fn start(target: Target, name: &str, vars: &[(&str, &str)]) -> App {
         host,
         admin,
         _data: data,
+        stored: Default::default(),
     }
 }
 
@@ -199,18 +203,33 @@ impl App {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        Reply::from(request.send(body).expect("PUT"))
+        let reply = Reply::from(request.send(body).expect("PUT"));
+        if matches!(reply.status, 200 | 201) {
+            self.stored.borrow_mut().insert(path.to_string());
+        }
+        reply
     }
 
-    /// Uploads and asserts success (201 or 200), returning the JSON body.
+    /// Uploads and asserts success: `201` with `Location` for a new object,
+    /// `200` for a replacement; returns the JSON body.
     fn upload(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Value {
+        let existed = self.stored.borrow().contains(path);
         let reply = self.put(path, body, headers);
-        assert!(
-            reply.status == 201 || reply.status == 200,
-            "PUT {path}: {} {}",
-            reply.status,
-            reply.text()
-        );
+        if existed {
+            assert_eq!(
+                reply.status,
+                200,
+                "PUT {path} (a replacement): {}",
+                reply.text()
+            );
+        } else {
+            assert_eq!(reply.status, 201, "PUT {path} (new): {}", reply.text());
+            assert_eq!(
+                reply.header("location"),
+                Some(format!("/assets/{path}").as_str()),
+                "PUT {path}"
+            );
+        }
         let json = reply.json();
         assert_eq!(json["etag"], etag_of(body), "PUT {path}: {json}");
         assert_eq!(
@@ -235,7 +254,12 @@ impl App {
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        Reply::from(request.call().expect(method))
+        let reply = Reply::from(request.call().expect(method));
+        if method == "DELETE" && reply.status == 200 {
+            let object = path.trim_start_matches("/admin/assets/");
+            self.stored.borrow_mut().remove(object);
+        }
+        reply
     }
 
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -363,6 +387,7 @@ fn parse_raw_response(bytes: &[u8], head_request: bool, what: &str) -> Reply {
         status,
         headers,
         body,
+        path: None,
     }
 }
 

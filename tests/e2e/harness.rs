@@ -35,6 +35,8 @@ pub struct Artifacts {
     pub standalone: Vec<PathBuf>,
     /// `tests/fixtures/misbehaving`: loops, allocates or sleeps on request.
     pub misbehaving: PathBuf,
+    /// `tests/fixtures/hello`: a fixed 200.
+    pub hello: PathBuf,
 }
 
 impl Artifacts {
@@ -58,7 +60,8 @@ pub fn artifacts() -> &'static Artifacts {
     ARTIFACTS.get_or_init(|| {
         let ws = workspace();
         let built = build::build(&ws).expect("portico build");
-        build::compile(&ws, &["platform-probe", "misbehaving"]).expect("compile the fixtures");
+        build::compile(&ws, &["platform-probe", "misbehaving", "hello"])
+            .expect("compile the fixtures");
         let dir = e2e_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let mut probes = Vec::new();
@@ -81,6 +84,7 @@ pub fn artifacts() -> &'static Artifacts {
             probe_wasi: probes[1].clone(),
             standalone,
             misbehaving: build::compiled(&ws, "misbehaving"),
+            hello: build::compiled(&ws, "hello"),
         }
     })
 }
@@ -206,6 +210,19 @@ impl Host {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits (up to 10 s) until the host's stderr satisfies `ready`, for log
+    /// lines that travel through a pipe after the response; returns it.
+    pub fn stderr_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.stderr();
+            if ready(&text) || std::time::Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the process to exit by itself.
     pub fn wait(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + limit;
@@ -250,10 +267,14 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The path the request went to, when the client knows it.
+    pub path: Option<String>,
 }
 
 impl Reply {
     pub fn from(response: ureq::http::Response<ureq::Body>) -> Reply {
+        use ureq::ResponseExt;
+        let path = Some(response.get_uri().path().to_string());
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -275,6 +296,7 @@ impl Reply {
             status,
             headers,
             body,
+            path,
         }
     }
 
@@ -315,6 +337,16 @@ impl Reply {
             "{body}"
         );
         assert!(body["detail"].is_string(), "{body}");
+        // Every problem names the request path it answers (RFC 9457
+        // `instance`); the gateway reports the path it routed on, which for
+        // a percent-encoded request is the decoded form.
+        let instance = body["instance"].as_str().unwrap_or_else(|| {
+            panic!("problem without an instance: {body}");
+        });
+        assert!(instance.starts_with('/'), "{body}");
+        if let Some(path) = self.path.as_deref().filter(|p| !p.contains('%')) {
+            assert_eq!(instance, path, "{body}");
+        }
         body
     }
 }

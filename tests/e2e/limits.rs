@@ -14,6 +14,8 @@ use crate::harness::{Host, HostConfig, Reply, client, data_dir, get};
 
 on_both_targets!(
     each_request_is_stopped_at_its_limits,
+    a_trapping_component_gets_a_500_problem,
+    sigterm_lets_the_request_in_flight_finish,
     slow_headers_and_idle_connections_leave_the_server_answering,
     connections_past_the_cap_are_refused_and_big_heads_get_431,
     slow_bodies_hold_sockets_not_instances,
@@ -523,4 +525,43 @@ fn connections_past_the_cap_are_refused_and_big_heads_get_431(target: Target) {
     std::thread::sleep(Duration::from_millis(200));
     let health = get(&format!("{}/healthz", host.url));
     assert_eq!(health.status, 200);
+}
+
+/// A component that traps is answered `500` problem+json (never a dropped
+/// connection), and the next request is served as usual.
+fn a_trapping_component_gets_a_500_problem(target: Target) {
+    let (host, _data) = misbehaving(target, &[]);
+    let trapped = get(&format!("{}/trap", host.url));
+    let body = trapped.assert_problem(500, "component-failure");
+    assert!(!body["detail"].as_str().unwrap().is_empty(), "{body}");
+    let next = get(&format!("{}/", host.url));
+    assert_eq!((next.status, next.text().as_str()), (200, "ok"));
+}
+
+/// SIGTERM: the server stops accepting, lets the request in flight finish
+/// (it takes 1.5 s), and exits 0.
+fn sigterm_lets_the_request_in_flight_finish(target: Target) {
+    let (host, _data) = misbehaving(target, &[]);
+    let in_flight = {
+        let url = host.url.clone();
+        std::thread::spawn(move || get(&format!("{url}/sleep/1500")))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &host.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let address = host.url.trim_start_matches("http://").to_string();
+    assert!(
+        TcpStream::connect(&address).is_err(),
+        "still accepting after SIGTERM"
+    );
+    let reply = in_flight.join().unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "slept"));
+    let status = host
+        .wait(Duration::from_secs(10))
+        .expect("exited within 10 s");
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
