@@ -216,3 +216,27 @@ fn publish_writes_pages_the_app_serves_and_skips_unchanged_files() {
         get(&format!("{}/assets/site/app/index.html", host.url)).assert_problem(404, "not-found");
     }
 }
+
+/// The compiled-component cache is keyed by the component's bytes: serving
+/// another component from the same path with the same cache folder (the
+/// suite's shared one) runs the new one, never the stale compilation.
+#[test]
+fn the_compile_cache_follows_the_component() {
+    let data = data_dir("compile-cache");
+    let served = data.path().join("served.wasm");
+    let artifacts = crate::harness::artifacts();
+    let answer = |component: &std::path::Path| {
+        std::fs::copy(component, &served).unwrap();
+        let mut config = HostConfig::app(Target::Wasi, data.path());
+        config.component = served.clone();
+        let host = Host::start(&config);
+        let reply = get(&format!("{}/", host.url));
+        (reply.status, reply.text())
+    };
+    assert_eq!(answer(&artifacts.misbehaving), (200, "ok".to_string()));
+    assert_eq!(
+        answer(&artifacts.hello),
+        (200, r#"{"status":"ok"}"#.to_string())
+    );
+    assert_eq!(answer(&artifacts.misbehaving), (200, "ok".to_string()));
+}

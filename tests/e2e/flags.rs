@@ -532,12 +532,18 @@ fn concurrent_admin_writes_lose_nothing() {
             let app = &app;
             scope.spawn(move || {
                 let flag = json!({"state": "ENABLED", "variants": {"v": i}, "defaultVariant": "v"});
+                // Bounded: a lease that never frees fails the test instead
+                // of hanging the suite.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
                 loop {
                     let reply =
                         app.admin_send("PATCH", &format!("/admin/flags/f{i}"), &flag.to_string());
                     match reply.status {
                         204 => break,
-                        409 => std::thread::sleep(std::time::Duration::from_millis(20)),
+                        409 if std::time::Instant::now() < deadline => {
+                            std::thread::sleep(std::time::Duration::from_millis(20))
+                        }
+                        409 => panic!("f{i}: still 409 after 60 s: {}", reply.text()),
                         other => panic!("unexpected {other}: {}", reply.text()),
                     }
                 }
@@ -603,19 +609,32 @@ fn sticky_overrides_force_a_variant_until_removed_or_expired() {
     assert_eq!(app.admin_send("DELETE", &path, "").status, 204);
     assert_eq!(variant_of(&app)["variant"], natural);
 
-    // An override with a TTL lapses by itself.
+    // An override with a TTL lapses by itself: 3 s, read back well within
+    // it, then the lapse waited for (bounded), not slept for.
+    let written = std::time::Instant::now();
     assert_eq!(
         app.admin_send(
             "PUT",
             &path,
-            &json!({"variant": forced, "ttl_seconds": 1}).to_string()
+            &json!({"variant": forced, "ttl_seconds": 3}).to_string()
         )
         .status,
         204
     );
     assert_eq!(variant_of(&app)["variant"], forced);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        written.elapsed() < std::time::Duration::from_secs(3),
+        "read back too late"
+    );
+    let deadline = written + std::time::Duration::from_secs(15);
+    while variant_of(&app)["variant"] != natural && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(variant_of(&app)["variant"], natural);
+    assert!(
+        written.elapsed() >= std::time::Duration::from_secs(3),
+        "lapsed early"
+    );
 }
 
 #[test]

@@ -28,7 +28,7 @@ on_both_targets!(
     request_without_host_is_400_problem,
     public_endpoints_take_small_bodies_only,
     malformed_login_body_is_400_problem,
-    business_components_are_reachable,
+    each_business_component_answers_through_the_gateway,
 );
 
 fn healthz_answers_ok(target: Target) {
@@ -74,6 +74,23 @@ fn request_id_is_generated_or_echoed(target: Target) {
             .unwrap(),
     );
     assert!(is_generated_id(hostile.header("x-request-id").unwrap()));
+    // The boundary: 128 visible characters are the client's id, 129 are not.
+    let with_id = |id: &str| {
+        Reply::from(
+            client()
+                .get(&url)
+                .header("x-request-id", id)
+                .call()
+                .unwrap(),
+        )
+        .header("x-request-id")
+        .unwrap()
+        .to_string()
+    };
+    let longest = "a".repeat(128);
+    assert_eq!(with_id(&longest), longest);
+    let too_long = with_id(&"a".repeat(129));
+    assert!(is_generated_id(&too_long), "{too_long}");
     // Problems carry the id too.
     let problem = Reply::from(
         client()
@@ -304,18 +321,36 @@ fn malformed_login_body_is_400_problem(target: Target) {
     }
 }
 
-/// Until the asset store lands it answers 501 through its WIT interface:
-/// proof that it is composed and routed to.
-fn business_components_are_reachable(target: Target) {
+/// All four business components are composed and routed to: each answers
+/// a request of its own through the gateway, with its own problem.
+fn each_business_component_answers_through_the_gateway(target: Target) {
     let (host, _data) = app(target);
-    // The assets component answers for a missing object (through the
-    // gateway, which names the request path as the problem's instance).
+    // assets: a missing object (the gateway names the request path as the
+    // problem's instance).
     let asset = get(&format!("{}/assets/app.css", host.url));
     let body = asset.assert_problem(404, "not-found");
     assert!(
         body["detail"].as_str().unwrap().contains("app.css"),
         "{body}"
     );
-    // The limiter decided on it too.
+    // rate-limiter: it decided on that request.
     assert!(asset.header("ratelimit").is_some());
+    // auth: an unknown user's login.
+    let login = Reply::from(
+        client()
+            .post(&format!("{}/api/login", host.url))
+            .header("content-type", "application/json")
+            .send(r#"{"username":"nobody","password":"not-a-password"}"#)
+            .unwrap(),
+    );
+    login.assert_problem(401, "invalid-credentials");
+    // flags: an OFREP evaluation of a flag that does not exist.
+    let flag = Reply::from(
+        client()
+            .post(&format!("{}/ofrep/v1/evaluate/flags/nope", host.url))
+            .send("{}")
+            .unwrap(),
+    );
+    assert_eq!(flag.status, 404, "{}", flag.text());
+    assert_eq!(flag.json()["errorCode"], "FLAG_NOT_FOUND");
 }

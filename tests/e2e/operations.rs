@@ -110,7 +110,12 @@ fn request_logs_are_structured_and_never_hold_secrets(target: Target) {
     );
     assert!(!traceparent.contains("00f067aa0ba902b7"), "{traceparent}");
 
-    std::thread::sleep(Duration::from_millis(300));
+    host.stderr_when(|text| {
+        text.lines()
+            .filter(|line| line.contains("\"request_id\"") && line.contains("\"status\""))
+            .count()
+            >= 3
+    });
     let lines = log_lines(&host);
     assert!(lines.len() >= 3, "{lines:?}");
     for line in &lines {
@@ -128,6 +133,7 @@ fn request_logs_are_structured_and_never_hold_secrets(target: Target) {
             "rate_limit",
             "cache",
             "variants",
+            "route",
         ] {
             assert!(line.get(field).is_some(), "{field} missing in {line}");
         }

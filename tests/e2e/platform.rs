@@ -77,14 +77,27 @@ fn kv_ttl_expires_entries(target: Target) {
     let (host, _data) = probe(target);
     let short = format!("{}/kv/cache/short", host.url);
     let long = format!("{}/kv/cache/long", host.url);
+    // 3 s: long enough that a loaded machine still reads it back in time;
+    // the lapse is then waited for, not slept for.
+    let written = std::time::Instant::now();
     assert_eq!(
-        put(&format!("{short}?ttl_ms=400"), b"soon gone").status,
+        put(&format!("{short}?ttl_ms=3000"), b"soon gone").status,
         204
     );
     assert_eq!(put(&format!("{long}?ttl_ms=600000"), b"stays").status, 204);
     assert_eq!(get(&short).body, b"soon gone");
-    std::thread::sleep(Duration::from_millis(900));
-    assert_eq!(get(&short).status, 404, "expired entry must read as absent");
+    assert!(
+        written.elapsed() < Duration::from_millis(3000),
+        "read back too late to tell"
+    );
+    assert!(
+        wait_until(|| get(&short).status == 404),
+        "expired entry must read as absent"
+    );
+    assert!(
+        written.elapsed() >= Duration::from_millis(3000),
+        "expired early"
+    );
     assert_eq!(get(&long).body, b"stays");
     let keys = get(&format!("{}/kv?prefix=cache/", host.url)).json();
     assert_eq!(keys, serde_json::json!(["cache/long"]));
@@ -169,14 +182,21 @@ fn durable_compare_and_swap_creates_updates_and_conflicts(target: Target) {
 fn durable_record_with_ttl_expires_and_can_be_recreated(target: Target) {
     let (host, _data) = probe(target);
     let record = format!("{}/durable/limits/k", host.url);
-    let created = post(&format!("{record}?expected=none&ttl_ms=400"), b"tat");
+    let written = std::time::Instant::now();
+    let created = post(&format!("{record}?expected=none&ttl_ms=3000"), b"tat");
     assert_eq!(created.status, 200);
     assert_eq!(get(&record).status, 200);
-    std::thread::sleep(Duration::from_millis(900));
-    assert_eq!(
-        get(&record).status,
-        404,
+    assert!(
+        written.elapsed() < Duration::from_millis(3000),
+        "read back too late to tell"
+    );
+    assert!(
+        wait_until(|| get(&record).status == 404),
         "expired record must read as absent"
+    );
+    assert!(
+        written.elapsed() >= Duration::from_millis(3000),
+        "expired early"
     );
     // The old version no longer matches: the record is gone.
     assert_eq!(post(&format!("{record}?expected=1"), b"late").status, 409);
@@ -902,4 +922,16 @@ fn wasi_kv_sweep_never_loses_a_write() {
     });
     assert_eq!(get(&key).text(), "live-299");
     assert!(sweeps.into_inner() > 10);
+}
+
+/// Polls `done` every 100 ms for up to 15 s.
+fn wait_until(done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }

@@ -1532,7 +1532,6 @@ fn hostile_inputs_never_panic() {
         let req = h(&[("cache-control", &s), ("authorization", &s), (&s, &s)]);
         let status = (next() % 700) as u16;
         let _ = storable(&s, status, &req, &resp);
-        let _ = freshness_lifetime(status, &resp);
         let _ = current_age(&resp, a, b, c);
         let stored = StoredMeta {
             status,
@@ -1548,10 +1547,21 @@ fn hostile_inputs_never_panic() {
         let _ = revalidation_request(&req, &resp);
         let _ = merge_304(&resp, &req);
         let _ = selects_for_update(&resp, &req);
-        let _ = strip_unstorable(&resp);
-        let _ = uris_to_invalidate("POST", 200, "https://a.example/x/y?q", &resp);
+        // Hop-by-hop fields never reach the store.
+        let kept = strip_unstorable(&resp);
+        assert!(
+            kept.iter()
+                .all(|(n, _)| !n.eq_ignore_ascii_case("connection")),
+            "{kept:?}"
+        );
+        // Invalidation never reaches beyond the request's own origin.
+        for uri in uris_to_invalidate("POST", 200, "https://a.example/x/y?q", &resp) {
+            assert!(uri.starts_with("https://a.example/"), "{uri} from {s:?}");
+        }
         let _ = uris_to_invalidate("POST", 200, &s, &resp);
-        let _ = CacheStatus::named(&s).detail(&s).key(&s).to_field_value();
+        // A Cache-Status value is always a single header line.
+        let field = CacheStatus::named(&s).detail(&s).key(&s).to_field_value();
+        assert!(!field.contains(['\r', '\n', '\0']), "{field:?}");
         let _ = BreakerState::from_bytes(s.as_bytes());
         let _ = BreakerState::from_json(&s);
         let st = BreakerState::HalfOpen {
@@ -1559,6 +1569,14 @@ fn hostile_inputs_never_panic() {
         };
         let _ = before_request(&cfg, st, b);
         let _ = on_result(&cfg, st, i % 2 == 0, c);
-        let _ = backoff::delay(i, a, b, next() as u32);
+        // A retry never waits longer than the cap.
+        let cap = b;
+        let delay = backoff::delay(i, a, cap, next() as u32);
+        assert!(delay <= cap, "delay {delay} over cap {cap}");
+        assert!(delay <= backoff::ceiling(i, a, cap));
+        // A lifetime is at most the largest delta-seconds (2^31 s).
+        if let Some(lifetime) = freshness_lifetime(status, &resp) {
+            assert!(lifetime <= 1 << 31, "{lifetime} from {s:?}");
+        }
     }
 }
