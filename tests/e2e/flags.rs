@@ -81,6 +81,7 @@ fn fixture() -> String {
 on_both_targets!(
     definitions_are_validated_stored_and_evaluated_over_ofrep,
     costly_evaluations_are_bounded,
+    a_held_write_lease_makes_a_single_flag_write_409_after_3_s,
 );
 
 fn definitions_are_validated_stored_and_evaluated_over_ofrep(target: Target) {
@@ -780,4 +781,67 @@ fn costly_evaluations_are_bounded(target: Target) {
     assert_eq!(health.status, 200);
     let config = get(&app.url("/api/config"));
     assert_eq!(config.status, 200, "{}", config.text());
+}
+
+/// Holds the flag set's write lease (durable `flags/write-lease`) as a
+/// writer that is still working would, for `ttl_ms`, written straight into
+/// the data folder in the adapter's own format.
+fn hold_flag_lease(target: Target, data: &std::path::Path, ttl_ms: u64) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    match target {
+        Target::Spin => {
+            let db = rusqlite::Connection::open(data.join("sqlite_db.db")).unwrap();
+            db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            db.execute(
+                "INSERT OR REPLACE INTO portico_durable (ns, id, value, version, expires_at) \
+                 VALUES ('flags', 'write-lease', x'', 1000, ?1)",
+                [(now_ms + ttl_ms) as i64],
+            )
+            .unwrap();
+        }
+        Target::Wasi => {
+            use portico_storage_format::names::to_file_name;
+            let dir = data.join("wasi/durable").join(to_file_name("flags"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let record = portico_storage_format::record::encode(1000, Some(now_ms + ttl_ms), b"");
+            std::fs::write(dir.join(to_file_name("write-lease")), record).unwrap();
+        }
+    }
+}
+
+/// A single-flag write waits for the lease another writer holds, for 3 s,
+/// then answers `409 #flag-write-in-progress`; once the lease is gone
+/// (here: it expires) the write goes through.
+fn a_held_write_lease_makes_a_single_flag_write_409_after_3_s(target: Target) {
+    let app = start(target);
+    let flag = json!({"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"});
+    let patch = || app.admin_send("PATCH", "/admin/flags/leased", &flag.to_string());
+    assert_eq!(
+        patch().status,
+        204,
+        "a first write creates the durable store"
+    );
+    hold_flag_lease(target, app._data.path(), 8_000);
+    let began = std::time::Instant::now();
+    patch().assert_problem(409, "flag-write-in-progress");
+    let waited = began.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(3),
+        "answered 409 after {waited:?}, before its 3 s wait"
+    );
+    // The held lease expires by itself (8 s); then the write succeeds.
+    let deadline = began + std::time::Duration::from_secs(30);
+    let mut status = patch().status;
+    while status == 409 && std::time::Instant::now() < deadline {
+        status = patch().status;
+    }
+    assert_eq!(status, 204);
+    assert!(
+        began.elapsed() >= std::time::Duration::from_secs(8),
+        "{:?}",
+        began.elapsed()
+    );
 }

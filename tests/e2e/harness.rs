@@ -37,6 +37,9 @@ pub struct Artifacts {
     pub misbehaving: PathBuf,
     /// `tests/fixtures/hello`: a fixed 200.
     pub hello: PathBuf,
+    /// `tests/fixtures/limiter-client` composed with `rate-limiter` and the
+    /// adapter of each target (spin, wasi).
+    pub limiter_client: [PathBuf; 2],
 }
 
 impl Artifacts {
@@ -60,8 +63,11 @@ pub fn artifacts() -> &'static Artifacts {
     ARTIFACTS.get_or_init(|| {
         let ws = workspace();
         let built = build::build(&ws).expect("portico build");
-        build::compile(&ws, &["platform-probe", "misbehaving", "hello"])
-            .expect("compile the fixtures");
+        build::compile(
+            &ws,
+            &["platform-probe", "misbehaving", "hello", "limiter-client"],
+        )
+        .expect("compile the fixtures");
         let dir = e2e_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let mut probes = Vec::new();
@@ -71,6 +77,16 @@ pub fn artifacts() -> &'static Artifacts {
             let path = dir.join(format!("probe-{target}.wasm"));
             std::fs::write(&path, bytes).unwrap();
             probes.push(path);
+        }
+        // A user's own component reusing the standalone limiter, composed
+        // as Spin composes `dependencies`.
+        let mut limiter_clients = Vec::new();
+        for (target, platform) in [("spin", "platform-spin"), ("wasi", "platform-wasi")] {
+            let bytes = build::compose_crates(&ws, &[platform, "rate-limiter"], "limiter-client")
+                .expect("compose the limiter client");
+            let path = dir.join(format!("limiter-client-{target}.wasm"));
+            std::fs::write(&path, bytes).unwrap();
+            limiter_clients.push(path);
         }
         let standalone = built
             .iter()
@@ -85,6 +101,7 @@ pub fn artifacts() -> &'static Artifacts {
             standalone,
             misbehaving: build::compiled(&ws, "misbehaving"),
             hello: build::compiled(&ws, "hello"),
+            limiter_client: [limiter_clients[0].clone(), limiter_clients[1].clone()],
         }
     })
 }

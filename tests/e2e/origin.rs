@@ -48,6 +48,8 @@ pub struct OriginRequest {
     /// 1-based: this request is the `nth` the origin received for its path
     /// (without the query), any method.
     pub nth: usize,
+    /// When its head had arrived.
+    pub arrived: Instant,
 }
 
 impl OriginRequest {
@@ -465,6 +467,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             headers,
             body,
             nth: 0,
+            arrived: Instant::now(),
         };
         {
             let mut counts = shared.per_path.lock().unwrap();

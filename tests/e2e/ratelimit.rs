@@ -425,3 +425,46 @@ fn the_default_key_is_what_the_runtime_knows_of_the_client(target: Target) {
         .collect();
     assert_eq!(keys, [expected, expected, expected], "{logged}");
 }
+
+on_both_targets!(the_standalone_limiter_serves_a_component_of_its_own);
+
+/// Reuse: a third-party HTTP component that imports only
+/// `portico:ratelimit/limiter`, composed with `rate-limiter.wasm` and the
+/// target's adapter, gets the limiter's decisions: admitted up to the
+/// policy, then `429` with the IETF fields; a cost above the burst is
+/// `400 #cost-exceeds-burst`, an unknown policy `400 #unknown-policy`.
+fn the_standalone_limiter_serves_a_component_of_its_own(target: Target) {
+    let data = data_dir("rl-standalone");
+    let mut config = HostConfig::app(target, data.path());
+    config.component = match target {
+        Target::Spin => crate::harness::artifacts().limiter_client[0].clone(),
+        Target::Wasi => crate::harness::artifacts().limiter_client[1].clone(),
+    };
+    config
+        .vars
+        .push(("rate_limit_policies".into(), "default=3/60s".into()));
+    let host = Host::start(&config);
+    let check = |query: &str| {
+        Reply::from(
+            client()
+                .get(&format!("{}/check?{query}", host.url))
+                .call()
+                .unwrap(),
+        )
+    };
+    for remaining in [2, 1, 0] {
+        let reply = check("key=alice");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json()["remaining"], remaining);
+        let (_, limit) = sf_item(reply.header("ratelimit").unwrap());
+        assert_eq!(limit["r"], remaining);
+    }
+    let refused = check("key=alice");
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert_eq!(wait, sf_item(refused.header("ratelimit").unwrap()).1["t"]);
+    // Another key has its own quota.
+    assert_eq!(check("key=bob").status, 200);
+    check("key=carol&cost=10").assert_problem(400, "cost-exceeds-burst");
+    check("key=carol&policy=nope").assert_problem(400, "unknown-policy");
+}

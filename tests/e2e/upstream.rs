@@ -1837,6 +1837,19 @@ fn idempotent_requests_are_retried(target: Target) {
     app.send("GET", "/retry/down", &[], None)
         .assert_problem(502, "upstream-unreachable");
     assert_eq!(app.origin.count("/retry/down"), 3);
+    // Spaced by the backoff: 50 ms doubling with full jitter, so retry n
+    // waits at most 50 * 2^(n-1) ms after the failure; allow 1 s for the
+    // round trip of a loaded machine on top, and never less than nothing.
+    let attempts = app.origin.requests_to("/retry/down");
+    for (n, pair) in attempts.windows(2).enumerate() {
+        let gap = pair[1].arrived.duration_since(pair[0].arrived);
+        let ceiling = Duration::from_millis(50 << n);
+        assert!(
+            gap <= ceiling + Duration::from_secs(1),
+            "retry {} came {gap:?} after the attempt before it",
+            n + 1
+        );
+    }
 
     // POST is not idempotent: one attempt.
     app.send("POST", "/retry/post", &[], Some("x"))
