@@ -129,8 +129,11 @@ fn a_full_disk_answers_503_and_damages_nothing(target: Target) {
     assert_eq!(call(&host, "POST", "/api/logout", &ended, "").status, 204);
 
     let filler = disk.fill();
-    // Every write is a clear 503 problem; reads go on.
-    let big = vec![9u8; 2 << 20];
+    // Every write is a clear 503 problem; reads go on. (The upload fits in
+    // what the host reads before the component runs: a component that
+    // fails on storage before it reads the body answers at once and closes
+    // the connection, which a client still sending sees as a broken pipe.)
+    let big = vec![9u8; 60 << 10];
     let upload = Reply::from(
         client()
             .put(&format!("{}/admin/assets/new.bin", host.url))
