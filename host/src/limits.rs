@@ -350,6 +350,23 @@ impl<T> PacedConnection<T> {
         }
     }
 
+    /// A write's outcome, charged to the pace: bytes moved end a wait, and
+    /// a pending write is a wait that may have gone on too long.
+    fn paced(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        match polled {
+            Poll::Ready(Ok(written)) => {
+                self.pace.moved(written);
+                Poll::Ready(Ok(written))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => self.stalled(cx).map(Err),
+        }
+    }
+
     /// A write is pending: pending still, or the error that cuts it.
     fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
         match self.pace.poll_waiting(cx) {
@@ -381,14 +398,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for PacedConnection<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(written)) => {
-                self.pace.moved(written);
-                Poll::Ready(Ok(written))
-            }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => self.stalled(cx).map(Err),
-        }
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.paced(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -396,14 +407,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for PacedConnection<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(written)) => {
-                self.pace.moved(written);
-                Poll::Ready(Ok(written))
-            }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => self.stalled(cx).map(Err),
-        }
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.paced(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

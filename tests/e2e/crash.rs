@@ -6,7 +6,6 @@
 //! not block writes for longer than its takeover time.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use portico::serve::Target;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Host, Reply, data_dir};
+use crate::harness::{Host, Reply, assert_sqlite_intact, data_dir, generation_flag_set};
 
 on_both_targets!(acknowledged_writes_survive_kills);
 
@@ -69,15 +68,6 @@ fn hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn flag_set(generation: u64) -> String {
-    json!({"flags": {"generation": {
-        "state": "ENABLED",
-        "variants": {"current": generation},
-        "defaultVariant": "current"
-    }}})
-    .to_string()
 }
 
 fn login(url: &str, user: &str, password: &str) -> Option<String> {
@@ -156,7 +146,7 @@ fn load(url: &str, round: usize, ledger: &Arc<Mutex<Ledger>>, stop: &Arc<AtomicB
                                 l.sent_flags += 1;
                                 l.sent_flags
                             };
-                            let body = flag_set(generation).into_bytes();
+                            let body = generation_flag_set(generation).into_bytes();
                             if send(&url, "PUT", "/admin/flags", &admin, body)
                                 .is_some_and(|s| (200..300).contains(&s))
                             {
@@ -195,19 +185,6 @@ fn load(url: &str, round: usize, ledger: &Arc<Mutex<Ledger>>, stop: &Arc<AtomicB
     }
 }
 
-fn integrity_check(data: &Path) {
-    for entry in std::fs::read_dir(data).unwrap().flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "db") {
-            let db = rusqlite::Connection::open(&path).unwrap();
-            let result: String = db
-                .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-                .unwrap();
-            assert_eq!(result, "ok", "{}", path.display());
-        }
-    }
-}
-
 /// Checks what the ledger says against the restarted server.
 fn verify(url: &str, ledger: &mut Ledger, assets: &[String], target: Target) -> Duration {
     let client = agent();
@@ -234,7 +211,7 @@ fn verify(url: &str, ledger: &mut Ledger, assets: &[String], target: Target) -> 
     let mut first_write = None;
     while started.elapsed() < LOCK_TAKEOVER + Duration::from_secs(5) {
         ledger.sent_flags += 1;
-        let body = flag_set(ledger.sent_flags).into_bytes();
+        let body = generation_flag_set(ledger.sent_flags).into_bytes();
         if send(url, "PUT", "/admin/flags", &admin, body).is_some_and(|s| (200..300).contains(&s)) {
             ledger.acked_flags = ledger.sent_flags;
             first_write = Some(started.elapsed());
@@ -320,7 +297,7 @@ fn acknowledged_writes_survive_kills(target: Target) {
         stop.store(true, Ordering::Relaxed);
         runner.join().unwrap();
         if target == Target::Spin {
-            integrity_check(data.path());
+            assert_sqlite_intact(data.path());
         }
     }
     let mut l = ledger.lock().unwrap();

@@ -14,7 +14,7 @@ use std::process::Command;
 use portico::serve::Target;
 use serde_json::json;
 
-use crate::harness::{Host, Reply, client, data_dir};
+use crate::harness::{Host, Reply, assert_sqlite_intact, client, data_dir, generation_flag_set};
 
 on_both_targets!(a_full_disk_answers_503_and_damages_nothing);
 
@@ -92,15 +92,6 @@ fn call(host: &Host, method: &str, path: &str, token: &str, body: &str) -> Reply
     Reply::from(client().run(request).unwrap())
 }
 
-fn flags(generation: u64) -> String {
-    json!({"flags": {"generation": {
-        "state": "ENABLED",
-        "variants": {"current": generation},
-        "defaultVariant": "current"
-    }}})
-    .to_string()
-}
-
 fn a_full_disk_answers_503_and_damages_nothing(target: Target) {
     let disk = SmallDisk::mount("faults", 48);
     let asset: Vec<u8> = (0..(1 << 20)).map(|i| (i * 7 % 251) as u8).collect();
@@ -117,7 +108,14 @@ fn a_full_disk_answers_503_and_damages_nothing(target: Target) {
     );
     assert_eq!(put.status, 201, "{}", put.text());
     assert_eq!(
-        call(&host, "PUT", "/admin/flags", &admin, &flags(1)).status,
+        call(
+            &host,
+            "PUT",
+            "/admin/flags",
+            &admin,
+            &generation_flag_set(1)
+        )
+        .status,
         204
     );
     let user = json!({"password": "kept-user-password", "roles": []}).to_string();
@@ -142,8 +140,14 @@ fn a_full_disk_answers_503_and_damages_nothing(target: Target) {
             .unwrap(),
     );
     upload.assert_problem(503, "storage-unavailable");
-    call(&host, "PUT", "/admin/flags", &admin, &flags(2))
-        .assert_problem(503, "storage-unavailable");
+    call(
+        &host,
+        "PUT",
+        "/admin/flags",
+        &admin,
+        &generation_flag_set(2),
+    )
+    .assert_problem(503, "storage-unavailable");
     let other = json!({"password": "other-user-password", "roles": []}).to_string();
     call(&host, "PUT", "/admin/users/other", &admin, &other)
         .assert_problem(503, "storage-unavailable");
@@ -211,7 +215,14 @@ fn a_full_disk_answers_503_and_damages_nothing(target: Target) {
     );
     crate::harness::login_token(&host, "kept", "kept-user-password");
     assert_eq!(
-        call(&host, "PUT", "/admin/flags", &admin, &flags(3)).status,
+        call(
+            &host,
+            "PUT",
+            "/admin/flags",
+            &admin,
+            &generation_flag_set(3)
+        )
+        .status,
         204
     );
     let put = Reply::from(
@@ -224,12 +235,6 @@ fn a_full_disk_answers_503_and_damages_nothing(target: Target) {
     assert_eq!(put.status, 201, "{}", put.text());
     if target == Target::Spin {
         drop(host);
-        for name in ["sqlite_key_value.db", "sqlite_db.db"] {
-            let db = rusqlite::Connection::open(disk.path.join(name)).unwrap();
-            let result: String = db
-                .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-                .unwrap();
-            assert_eq!(result, "ok", "{name}");
-        }
+        assert_sqlite_intact(&disk.path);
     }
 }

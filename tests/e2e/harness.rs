@@ -421,3 +421,32 @@ pub fn app_with_admin(target: Target, data: &Path, admin: &str, password: &str) 
     }
     config
 }
+
+/// A flag set of one flag, `generation`, whose value is `generation`: what
+/// the crash and storage-fault tests write to see which set survived.
+pub fn generation_flag_set(generation: u64) -> String {
+    serde_json::json!({"flags": {"generation": {
+        "state": "ENABLED",
+        "variants": {"current": generation},
+        "defaultVariant": "current"
+    }}})
+    .to_string()
+}
+
+/// SQLite's own `PRAGMA integrity_check` is `ok` for every `*.db` in `data`
+/// (the host's databases on `--target spin`); run while the host is down.
+pub fn assert_sqlite_intact(data: &Path) {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(data).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "db") {
+            let db = rusqlite::Connection::open(&path).unwrap();
+            let result: String = db
+                .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(result, "ok", "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no SQLite database in {}", data.display());
+}
