@@ -280,8 +280,22 @@ fn slow_readers_are_cut_and_their_instances_freed(target: Target) {
         .unwrap();
         readers.push(stream);
     }
+    // Every reader has its answer's head (200 for the eight admitted, 503
+    // for the rest) before the probe below, which must not take a slot one
+    // of them would have had. Bounded by the readers' 30 s read timeout.
+    for reader in &readers {
+        let mut head = [0u8; 12];
+        let mut peeked = 0;
+        for _ in 0..120 {
+            peeked = reader.peek(&mut head).unwrap_or(0);
+            if peeked >= head.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert_eq!(peeked, head.len(), "a reader never got a status line");
+    }
     // Bounded: 60 tries, one every 250 ms.
-    std::thread::sleep(Duration::from_millis(250));
     let mut healthy = false;
     for _ in 0..60 {
         if get(&format!("{}/healthz", host.url)).status == 200 {
