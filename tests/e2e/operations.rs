@@ -556,7 +556,8 @@ fn schedule_runs_the_tasks_on_a_timer() {
         host.stderr()
     );
     assert!(
-        host.stderr().contains("maintenance sweep-expired"),
+        host.stderr_when(|log| log.contains("maintenance sweep-expired"))
+            .contains("maintenance sweep-expired"),
         "{}",
         host.stderr()
     );
