@@ -2025,3 +2025,325 @@ fn site_root_off_serves_no_site(target: Target) {
     assert_eq!(app.get("/assets/site/index.html", &[]).body, b"<p>home</p>");
     app.get("/", &[]).assert_problem(404, "not-found");
 }
+
+// ---------------------------------------------------------------------------
+// Streaming: bodies move a chunk at a time in both directions.
+
+/// Peak resident memory of the host so far, in MiB (`VmHWM`).
+fn peak_rss_mib(host: &Host) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        / 1024
+}
+
+/// A body produced piece by piece, so the client never holds it whole and
+/// sends it chunked (no `Content-Length`).
+struct Generated {
+    data: std::sync::Arc<Vec<u8>>,
+    at: usize,
+}
+
+impl Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.data.len() - self.at).min(64 * 1024);
+        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The SHA-256 of a response body read to its end, and its length.
+fn digest_of_download(url: &str, headers: &[(&str, &str)]) -> (u16, u64, String) {
+    let mut request = client().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.call().expect("GET");
+    let status = response.status().as_u16();
+    let mut reader = response.into_body().into_reader();
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buffer).expect("reading the body");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (status, total, hex)
+}
+
+on_both_targets!(large_objects_stream_in_and_out_in_bounded_memory);
+
+/// A 128 MiB object sent chunked (no `Content-Length`), then downloaded by
+/// six clients at once, whole and as a two-part multipart range with parts
+/// of several MiB starting and ending inside chunks: every byte matches
+/// (by SHA-256), and the host's peak memory grows by less than one copy of
+/// the object. Buffering bodies whole grows it by several copies.
+fn large_objects_stream_in_and_out_in_bounded_memory(target: Target) {
+    let app = start(target, "assets-stream", &[]);
+    let size = 128usize << 20;
+    let data = std::sync::Arc::new(pseudo_random(size, 7));
+    let digest = sha256_hex(&data);
+    let before = peak_rss_mib(&app.host);
+
+    let reply = Reply::from(
+        client()
+            .put(&app.url("/admin/assets/big/object.bin"))
+            .header("authorization", format!("Bearer {}", app.admin))
+            .send(ureq::SendBody::from_owned_reader(Generated {
+                data: data.clone(),
+                at: 0,
+            }))
+            .expect("PUT"),
+    );
+    assert_eq!(reply.status, 201, "chunked upload: {}", reply.text());
+    assert_eq!(reply.json()["size"], size, "{}", reply.text());
+    assert_eq!(reply.json()["etag"], format!("\"{digest}\""));
+
+    let url = app.url("/assets/big/object.bin");
+    let (first, last) = (CHUNK * 3 + 17, CHUNK * 19 + 5);
+    let (first2, last2) = (size - 5 * CHUNK - 3, size - 2);
+    let ranges = format!("bytes={first}-{last},{first2}-{last2}");
+    std::thread::scope(|scope| {
+        let downloads: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| digest_of_download(&url, &[])))
+            .collect();
+        let multipart = scope.spawn(|| {
+            Reply::from(
+                client()
+                    .get(&url)
+                    .header("range", &ranges)
+                    .call()
+                    .expect("GET"),
+            )
+        });
+        for download in downloads {
+            let (status, length, got) = download.join().unwrap();
+            assert_eq!((status, length), (200, size as u64), "whole download");
+            assert_eq!(got, digest, "whole download: bytes differ");
+        }
+        let reply = multipart.join().unwrap();
+        assert_eq!(reply.status, 206, "multipart: {}", reply.text());
+        let parts = parse_byteranges(
+            &reply.body,
+            reply.header("content-type").unwrap_or(""),
+            "streamed multipart",
+        );
+        assert_eq!(parts.len(), 2, "streamed multipart: parts");
+        assert!(parts[0].2 == data[first..=last], "part 1 bytes");
+        assert!(parts[1].2 == data[first2..=last2], "part 2 bytes");
+        assert_eq!(
+            reply.header("content-length"),
+            Some(reply.body.len().to_string().as_str()),
+            "multipart Content-Length"
+        );
+    });
+    let grown = peak_rss_mib(&app.host).saturating_sub(before);
+    assert!(
+        grown < (size >> 20) as u64,
+        "a {} MiB upload and 7 concurrent downloads grew the host's peak RSS by {grown} MiB",
+        size >> 20
+    );
+}
+
+/// A client that reads `url`'s response slowly: a small receive window, a
+/// first read of `first` bytes, then the rest when asked.
+struct SlowReader {
+    stream: std::net::TcpStream,
+    received: Vec<u8>,
+}
+
+impl SlowReader {
+    fn start(app: &App, path: &str, first: usize) -> SlowReader {
+        use socket2::{Domain, Socket, Type};
+        let address = app.host.url.trim_start_matches("http://").to_string();
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(8 * 1024).unwrap();
+        let target: std::net::SocketAddr = address.parse().unwrap();
+        socket.connect(&target.into()).expect("connect");
+        let mut stream: std::net::TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = SlowReader {
+            stream,
+            received: Vec::new(),
+        };
+        let mut buffer = vec![0u8; 8 * 1024];
+        while reader.received.len() < first {
+            let n = reader.stream.read(&mut buffer).expect("first bytes");
+            assert!(n > 0, "closed after {} bytes", reader.received.len());
+            reader.received.extend_from_slice(&buffer[..n]);
+        }
+        reader
+    }
+
+    /// Reads to the end (close, or an error such as a reset): the head and
+    /// the body bytes that arrived.
+    fn finish(mut self) -> (String, Vec<u8>) {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while let Ok(n) = self.stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            self.received.extend_from_slice(&buffer[..n]);
+        }
+        let end = self
+            .received
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&self.received[..end]).to_lowercase();
+        (head, self.received[end + 4..].to_vec())
+    }
+}
+
+on_both_targets!(a_download_finishes_with_the_version_it_started);
+
+/// A slow download of a 32 MiB object is overtaken by a replacement and
+/// then a delete: it still receives the version it started, whole, while
+/// new requests see the change at once. With no grace period
+/// (`assets_replaced_grace = 0`) the same download is cut, never completed
+/// with another version's bytes, and the replaced chunks are deleted.
+fn a_download_finishes_with_the_version_it_started(target: Target) {
+    let size = 32usize << 20;
+    let a = pseudo_random(size, 11);
+    let b = pseudo_random(size / 2, 12);
+    for grace in ["900", "0"] {
+        let app = start(target, "assets-grace", &[("assets_replaced_grace", grace)]);
+        app.upload("v/object.bin", &a, &[]);
+        let slow = SlowReader::start(&app, "/assets/v/object.bin", 512 * 1024);
+        app.upload("v/object.bin", &b, &[]);
+        let now = app.get("/assets/v/object.bin", &[]);
+        assert!(
+            now.body == b,
+            "grace {grace}: a new request gets the new version"
+        );
+        let (head, body) = slow.finish();
+        assert!(head.starts_with("http/1.1 200"), "grace {grace}: {head}");
+        assert!(
+            head.contains(&format!("content-length: {size}")),
+            "grace {grace}: {head}"
+        );
+        assert!(
+            body.len() <= size && body[..] == a[..body.len()],
+            "grace {grace}: the download mixed versions ({} bytes)",
+            body.len()
+        );
+        if grace == "900" {
+            assert_eq!(body.len(), size, "the started version arrives whole");
+            // Deleted while another download of B is under way: it too
+            // finishes, and the object is gone for everyone else.
+            let slow = SlowReader::start(&app, "/assets/v/object.bin", 512 * 1024);
+            assert_eq!(
+                app.admin_call("DELETE", "/admin/assets/v/object.bin")
+                    .status,
+                200
+            );
+            assert_problem_status(&app.get("/assets/v/object.bin", &[]), 404, "deleted");
+            let (_, body) = slow.finish();
+            assert!(body == b, "a download overtaken by a delete arrives whole");
+        } else {
+            assert!(
+                body.len() < size,
+                "with no grace period the old chunks are deleted at once, so the download is cut"
+            );
+            let chunks = crate::harness::raw_keys(target, app._data.path(), "assets/c/");
+            assert_eq!(
+                chunks,
+                (size / 2).div_ceil(CHUNK),
+                "only the current version's chunks are left"
+            );
+        }
+    }
+}
+
+on_both_targets!(uploads_that_overrun_or_fall_short_store_nothing);
+
+/// A chunked upload (no `Content-Length`) is stopped at the size limit by
+/// the bytes actually sent, and one that ends before its `Content-Length`
+/// is refused: neither stores an object or leaves a chunk behind, and the
+/// object they would have replaced is untouched.
+fn uploads_that_overrun_or_fall_short_store_nothing(target: Target) {
+    let limit = 3 * CHUNK + 100;
+    let app = start(
+        target,
+        "assets-overrun",
+        &[("assets_max_object_bytes", &limit.to_string())],
+    );
+    let kept = pseudo_random(CHUNK + 3, 21);
+    app.upload("o/kept.bin", &kept, &[]);
+
+    let over = std::sync::Arc::new(pseudo_random(limit + 1, 22));
+    let reply = Reply::from(
+        client()
+            .put(&app.url("/admin/assets/o/kept.bin"))
+            .header("authorization", format!("Bearer {}", app.admin))
+            .send(ureq::SendBody::from_owned_reader(Generated {
+                data: over,
+                at: 0,
+            }))
+            .expect("PUT"),
+    );
+    assert_problem_status(&reply, 413, "a chunked upload one byte over the limit");
+
+    // Announces 700 KiB (within the limit), sends 600 KiB, then ends its
+    // side of the connection.
+    let address = app.host.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "PUT /admin/assets/o/short.bin HTTP/1.1\r\nhost: {address}\r\n\
+         authorization: Bearer {}\r\ncontent-length: {}\r\n\r\n",
+        app.admin,
+        700 * 1024
+    )
+    .unwrap();
+    stream.write_all(&pseudo_random(600 * 1024, 23)).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "a body shorter than its Content-Length: {answer}"
+    );
+
+    let still = app.get("/assets/o/kept.bin", &[]);
+    assert!(still.body == kept, "the stored object is untouched");
+    assert_problem_status(&app.get("/assets/o/short.bin", &[]), 404, "short upload");
+    // Bounded: the host finishes the abandoned upload's request on its own.
+    let mut chunks = usize::MAX;
+    for _ in 0..50 {
+        chunks = crate::harness::raw_keys(target, app._data.path(), "assets/c/");
+        if chunks == kept.len().div_ceil(CHUNK) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        chunks,
+        kept.len().div_ceil(CHUNK),
+        "only the kept object's chunks are stored"
+    );
+}

@@ -450,3 +450,26 @@ pub fn assert_sqlite_intact(data: &Path) {
     }
     assert!(checked > 0, "no SQLite database in {}", data.display());
 }
+
+/// Keys physically present in the store (expired or not).
+pub fn raw_keys(target: Target, data: &Path, prefix: &str) -> usize {
+    match target {
+        Target::Spin => {
+            let db = rusqlite::Connection::open(data.join("sqlite_key_value.db")).unwrap();
+            db.query_row(
+                "SELECT COUNT(*) FROM spin_key_value WHERE key LIKE ?1",
+                [format!("{prefix}%")],
+                |row| row.get::<_, i64>(0),
+            )
+            .unwrap() as usize
+        }
+        Target::Wasi => {
+            let encoded: String = prefix.replace('/', "%2F");
+            std::fs::read_dir(data.join("wasi/kv"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&encoded))
+                .count()
+        }
+    }
+}

@@ -341,29 +341,6 @@ fn kv(target: Target, data: &Path, args: &[&str]) -> std::process::Output {
     portico(&all)
 }
 
-/// Keys physically present in the store (expired or not).
-fn raw_keys(target: Target, data: &Path, prefix: &str) -> usize {
-    match target {
-        Target::Spin => {
-            let db = rusqlite::Connection::open(data.join("sqlite_key_value.db")).unwrap();
-            db.query_row(
-                "SELECT COUNT(*) FROM spin_key_value WHERE key LIKE ?1",
-                [format!("{prefix}%")],
-                |row| row.get::<_, i64>(0),
-            )
-            .unwrap() as usize
-        }
-        Target::Wasi => {
-            let encoded: String = prefix.replace('/', "%2F");
-            std::fs::read_dir(data.join("wasi/kv"))
-                .unwrap()
-                .filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&encoded))
-                .count()
-        }
-    }
-}
-
 on_both_targets!(sweep_removes_exactly_the_expired_entries_and_resumes);
 fn sweep_removes_exactly_the_expired_entries_and_resumes(target: Target) {
     let data = data_dir("ops-sweep");
@@ -387,7 +364,7 @@ fn sweep_removes_exactly_the_expired_entries_and_resumes(target: Target) {
         .success()
     );
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(raw_keys(target, data.path(), "sweep/"), 8);
+    assert_eq!(crate::harness::raw_keys(target, data.path(), "sweep/"), 8);
     let host = Host::start(&config(target, data.path()));
     // Without the token or a session, no maintenance.
     let refused = Reply::from(
@@ -401,7 +378,7 @@ fn sweep_removes_exactly_the_expired_entries_and_resumes(target: Target) {
     let (removed, scanned, calls) = sweep(&host, 2);
     assert_eq!(removed, 5);
     assert!(calls >= 4, "{calls} calls for {scanned} keys with max=2");
-    assert_eq!(raw_keys(target, data.path(), "sweep/"), 3);
+    assert_eq!(crate::harness::raw_keys(target, data.path(), "sweep/"), 3);
     let listed = String::from_utf8(kv(target, data.path(), &["list", "sweep/"]).stdout).unwrap();
     assert_eq!(
         listed.lines().collect::<Vec<_>>(),
@@ -474,11 +451,11 @@ fn compact_assets_removes_only_old_orphaned_chunks(target: Target) {
     }
     assert_eq!(removed, 2);
     assert_eq!(
-        raw_keys(target, data.path(), &format!("assets/c/{old_upload}")),
+        crate::harness::raw_keys(target, data.path(), &format!("assets/c/{old_upload}")),
         0
     );
     assert_eq!(
-        raw_keys(target, data.path(), &format!("assets/c/{young_upload}")),
+        crate::harness::raw_keys(target, data.path(), &format!("assets/c/{young_upload}")),
         1
     );
     assert_eq!(
@@ -546,11 +523,11 @@ fn schedule_runs_the_tasks_on_a_timer() {
     config.args = vec!["--schedule".into(), "sweep-expired=1s".into()];
     let host = Host::start(&config);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while raw_keys(target, data.path(), "sched/") > 0 && Instant::now() < deadline {
+    while crate::harness::raw_keys(target, data.path(), "sched/") > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(
-        raw_keys(target, data.path(), "sched/"),
+        crate::harness::raw_keys(target, data.path(), "sched/"),
         0,
         "{}",
         host.stderr()

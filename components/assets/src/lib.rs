@@ -4,14 +4,18 @@
 //! multipart ranges, `If-Range`, and precompressed variants.
 //!
 //! Imports `portico:platform/{kv,config}`; exports `portico:assets/store`.
-//! - [`objects`]: manifests and chunks in KV (atomic replacement).
-//! - [`serve`]: `GET`/`HEAD` semantics over `portico_assets_logic`.
+//! - [`objects`]: manifests and chunks in KV (atomic replacement, retired
+//!   versions kept for a grace period).
+//! - [`serve`]: `GET`/`HEAD` semantics over `portico_assets_logic`, with
+//!   large bodies streamed (the `body` resource).
+//! - [`upload`]: uploads streamed in (the `upload` resource).
 //! - [`settings`]: the component's variables.
 
 mod objects;
 mod problems;
 mod serve;
 mod settings;
+mod upload;
 
 wit_bindgen::generate!({
     path: ["../../wit/types", "../../wit/platform", "../../wit/assets"],
@@ -19,9 +23,10 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::portico::assets::store::{Compaction, Guest, ObjectInfo, PutOptions, PutOutcome};
-use portico::types::http::{Problem, Request, Response};
-use portico_assets_logic::conditional::{Condition, Preconditions};
+use exports::portico::assets::store::{
+    self as store, Compaction, Guest, GuestBody, ObjectInfo, PutOptions, Served,
+};
+use portico::types::http::{Problem, Request};
 use portico_assets_logic::media;
 
 struct Assets;
@@ -48,50 +53,56 @@ fn header_value(name: &str, value: Option<String>) -> Result<Option<String>, Pro
     }
 }
 
+impl GuestBody for serve::Rest {
+    fn next(&self) -> Result<Option<Vec<u8>>, Problem> {
+        serve::Rest::next(self)
+    }
+}
+
 impl Guest for Assets {
-    fn serve(root: String, request: Request) -> Result<Response, Problem> {
-        serve::serve(&root, &request)
+    type Body = serve::Rest;
+    type Upload = upload::Upload;
+
+    fn serve(root: String, request: Request) -> Result<Served, Problem> {
+        let answer = serve::serve(&root, &request)?;
+        Ok(Served {
+            response: answer.response,
+            rest: answer.rest.map(store::Body::new),
+        })
     }
 
-    fn put(path: String, body: Vec<u8>, options: PutOptions) -> Result<PutOutcome, Problem> {
+    fn start_upload(
+        path: String,
+        options: PutOptions,
+        declared_size: Option<u64>,
+    ) -> Result<store::Upload, Problem> {
         let key = serve::key_of("", &path)?;
         let max = settings::max_object_bytes()?;
-        if body.len() as u64 > max {
-            return Err(problems::too_large(body.len(), max));
+        if let Some(declared) = declared_size
+            && declared > max
+        {
+            return Err(problems::too_large(declared, max));
         }
         let content_type = header_value("Content-Type", options.content_type)?
             .unwrap_or_else(|| media::content_type_for(&key).to_string());
         let cache_control = header_value("Cache-Control", options.cache_control)?;
-        let current = objects::load(&key)?;
-        let preconditions = Preconditions {
-            if_match: options.if_match.as_deref(),
-            if_none_match: options.if_none_match.as_deref(),
-            ..Preconditions::default()
+        let conditions = upload::Conditions {
+            if_match: options.if_match,
+            if_none_match: options.if_none_match,
         };
-        let failed = match &current {
-            Some(current) => {
-                preconditions.evaluate("PUT", &current.etag(), current.modified)
-                    != Condition::Proceed
-            }
-            // Only `If-Match` can fail against an absent object.
-            None => preconditions.if_match.is_some(),
-        };
-        if failed {
-            return Err(problems::precondition_failed(
-                "the stored asset does not match the request's If-Match or If-None-Match",
-            ));
-        }
-        let upload = objects::Upload {
-            path: &key,
-            body: &body,
+        // Refused before any byte is read; checked again at `finish`.
+        conditions.check(objects::load(&key)?.as_ref())?;
+        let metadata = objects::Metadata {
             content_type,
             cache_control,
         };
-        let stored = objects::store(upload, current.as_ref())?;
-        Ok(PutOutcome {
-            created: current.is_none(),
-            info: info(&stored),
-        })
+        Ok(store::Upload::new(upload::Upload::start(
+            key,
+            metadata,
+            conditions,
+            declared_size,
+            max,
+        )))
     }
 
     fn delete(path: String) -> Result<ObjectInfo, Problem> {

@@ -65,12 +65,35 @@ pub fn precondition_failed(detail: &str) -> Problem {
     problem(412, "precondition-failed", "Precondition failed", detail)
 }
 
-pub fn too_large(size: usize, max: u64) -> Problem {
+pub fn too_large(size: impl std::fmt::Display, max: u64) -> Problem {
     problem(
         413,
         "payload-too-large",
         "Payload too large",
         format!("assets are limited to {max} bytes (assets_max_object_bytes); this one has {size}"),
+    )
+}
+
+/// A download whose version can no longer be read: its chunks were deleted
+/// after the replacement grace period, or storage lost one.
+pub fn gone_mid_body(path: &str) -> Problem {
+    problem(
+        503,
+        "asset-changed",
+        "Asset changed during the download",
+        format!(
+            "{path:?} was replaced or deleted longer ago than the grace period (assets_replaced_grace) while it was being sent"
+        ),
+    )
+}
+
+/// The bytes received differ from the declared `Content-Length`.
+pub fn length_mismatch(declared: u64, received: u64) -> Problem {
+    problem(
+        400,
+        "length-mismatch",
+        "Body length differs from Content-Length",
+        format!("Content-Length said {declared} bytes, the body had {received}"),
     )
 }
 

@@ -1,13 +1,15 @@
 //! `GET`/`HEAD` of an object: representation selection (precompressed
 //! variants), validators, preconditions (RFC 9110 section 13) and ranges
-//! (section 14), on top of [`crate::objects`].
+//! (section 14), on top of [`crate::objects`]. Bodies up to one chunk are
+//! answered whole; larger ones leave as a [`Rest`], read a chunk at a time.
 
 use portico_assets_logic::conditional::{Condition, Preconditions, format_http_date};
 use portico_assets_logic::media::{self, Encoding};
 use portico_assets_logic::path::object_key;
 use portico_assets_logic::range::{
-    Multipart, RangeOutcome, content_range, content_range_unsatisfied, evaluate_range,
+    ByteRange, Multipart, RangeOutcome, content_range, content_range_unsatisfied, evaluate_range,
 };
+use portico_assets_logic::stream::{Plan, Step};
 
 use crate::objects::{self, Manifest, ReadError};
 use crate::portico::types::http::{Problem, Request, Response};
@@ -18,6 +20,75 @@ use crate::{problems, settings};
 const ATTEMPTS: usize = 4;
 
 type Headers = Vec<(String, String)>;
+
+/// Bodies up to this size are read at once and answered whole (one chunk:
+/// no more memory than streaming would take, and one call fewer).
+const INLINE_BYTES: u64 = portico_assets_logic::layout::CHUNK_BYTES;
+
+/// An answer: the head (with the whole body when it is small), and the
+/// rest of a large body still to be read.
+pub struct Answer {
+    pub response: Response,
+    pub rest: Option<Rest>,
+}
+
+impl From<Response> for Answer {
+    fn from(response: Response) -> Answer {
+        Answer {
+            response,
+            rest: None,
+        }
+    }
+}
+
+/// The body of an answer still to be read: one version of one object
+/// (its upload's chunks never change), a piece at a time.
+pub struct Rest {
+    path: String,
+    upload: String,
+    plan: std::cell::RefCell<Plan>,
+}
+
+impl Rest {
+    /// The next piece; `None` when the body is complete.
+    pub fn next(&self) -> Result<Option<Vec<u8>>, Problem> {
+        let step = self.plan.borrow_mut().next_step();
+        match step {
+            None => Ok(None),
+            Some(Step::Literal(bytes)) => Ok(Some(bytes)),
+            Some(Step::Chunk { index, from, to }) => {
+                match objects::read_chunk(&self.upload, index, from, to) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(ReadError::Replaced) => Err(problems::gone_mid_body(&self.path)),
+                    Err(ReadError::Problem(problem)) => Err(problem),
+                }
+            }
+        }
+    }
+}
+
+/// The body `plan` describes over `repr`: read now when small, else left to
+/// the caller as a [`Rest`].
+fn deliver(mut plan: Plan, repr: &Manifest) -> Result<(Vec<u8>, Option<Rest>), ReadError> {
+    if plan.length() > INLINE_BYTES {
+        let rest = Rest {
+            path: repr.path.clone(),
+            upload: repr.upload.clone(),
+            plan: std::cell::RefCell::new(plan),
+        };
+        return Ok((Vec::new(), Some(rest)));
+    }
+    let mut body = Vec::with_capacity(plan.length() as usize);
+    while let Some(step) = plan.next_step() {
+        match step {
+            Step::Literal(bytes) => body.extend(bytes),
+            Step::Chunk { index, from, to } => {
+                body.extend(objects::read_chunk(&repr.upload, index, from, to)?)
+            }
+        }
+    }
+    Ok((body, None))
+}
 
 /// The request's value of header `name`, repeated lines joined by `, `.
 fn header(request: &Request, name: &str) -> Option<String> {
@@ -43,7 +114,7 @@ pub fn key_of(root: &str, path: &str) -> Result<String, Problem> {
     Ok(key)
 }
 
-pub fn serve(root: &str, request: &Request) -> Result<Response, Problem> {
+pub fn serve(root: &str, request: &Request) -> Result<Answer, Problem> {
     let key = key_of(root, &request.path)?;
     for _ in 0..ATTEMPTS {
         match serve_once(root, &key, request) {
@@ -60,7 +131,7 @@ pub fn serve(root: &str, request: &Request) -> Result<Response, Problem> {
     ))
 }
 
-fn serve_once(root: &str, key: &str, request: &Request) -> Result<Response, ReadError> {
+fn serve_once(root: &str, key: &str, request: &Request) -> Result<Answer, ReadError> {
     let Some(base) = objects::load(key).map_err(ReadError::Problem)? else {
         // Clean URLs: `/login` is `login.html` when there is no `login`.
         let last = key.rsplit('/').next().unwrap_or(key);
@@ -106,7 +177,8 @@ fn serve_once(root: &str, key: &str, request: &Request) -> Result<Response, Read
                 status: 304,
                 headers,
                 body: Vec::new(),
-            });
+            }
+            .into());
         }
         Condition::PreconditionFailed => {
             return Err(ReadError::Problem(problems::precondition_failed(
@@ -130,15 +202,22 @@ fn serve_once(root: &str, key: &str, request: &Request) -> Result<Response, Read
         RangeOutcome::Full => {
             headers.push(("content-type".into(), base.content_type.clone()));
             headers.push(("content-length".into(), size.to_string()));
-            let body = if head || size == 0 {
-                Vec::new()
+            let (body, rest) = if head || size == 0 {
+                (Vec::new(), None)
             } else {
-                objects::read(&repr, 0, size - 1)?
+                let whole = ByteRange {
+                    first: 0,
+                    last: size - 1,
+                };
+                deliver(Plan::content(whole, repr.chunk_bytes), &repr)?
             };
-            Ok(Response {
-                status: 200,
-                headers,
-                body,
+            Ok(Answer {
+                response: Response {
+                    status: 200,
+                    headers,
+                    body,
+                },
+                rest,
             })
         }
         RangeOutcome::Partial(ranges) if ranges.len() == 1 => {
@@ -146,38 +225,39 @@ fn serve_once(root: &str, key: &str, request: &Request) -> Result<Response, Read
             headers.push(("content-type".into(), base.content_type.clone()));
             headers.push(("content-range".into(), content_range(range, size)));
             headers.push(("content-length".into(), range.length().to_string()));
-            let body = objects::read(&repr, range.first, range.last)?;
-            Ok(Response {
-                status: 206,
-                headers,
-                body,
+            let (body, rest) = if head {
+                (Vec::new(), None)
+            } else {
+                deliver(Plan::content(range, repr.chunk_bytes), &repr)?
+            };
+            Ok(Answer {
+                response: Response {
+                    status: 206,
+                    headers,
+                    body,
+                },
+                rest,
             })
         }
         RangeOutcome::Partial(ranges) => {
             let boundary = format!("portico-{}", &repr.sha256[..24]);
-            let multipart = Multipart::new(&boundary, &base.content_type, size)
-                .map_err(|err| ReadError::Problem(problems::corrupt(key, err)))?;
-            let mut failure = None;
-            let body = multipart.body(&ranges, |range| {
-                match objects::read(&repr, range.first, range.last) {
-                    Ok(bytes) => Some(bytes),
-                    Err(err) => {
-                        failure = Some(err);
-                        None
-                    }
-                }
-            });
-            let body = match (body, failure) {
-                (_, Some(err)) => return Err(err),
-                (Ok(body), None) => body,
-                (Err(err), None) => return Err(ReadError::Problem(problems::corrupt(key, err))),
-            };
+            let corrupt = |err| ReadError::Problem(problems::corrupt(key, err));
+            let multipart = Multipart::new(&boundary, &base.content_type, size).map_err(corrupt)?;
+            let plan = Plan::multipart(&multipart, &ranges, repr.chunk_bytes).map_err(corrupt)?;
             headers.push(("content-type".into(), multipart.content_type_header()));
-            headers.push(("content-length".into(), body.len().to_string()));
-            Ok(Response {
-                status: 206,
-                headers,
-                body,
+            headers.push(("content-length".into(), plan.length().to_string()));
+            let (body, rest) = if head {
+                (Vec::new(), None)
+            } else {
+                deliver(plan, &repr)?
+            };
+            Ok(Answer {
+                response: Response {
+                    status: 206,
+                    headers,
+                    body,
+                },
+                rest,
             })
         }
         RangeOutcome::Unsatisfiable => {
@@ -190,7 +270,8 @@ fn serve_once(root: &str, key: &str, request: &Request) -> Result<Response, Read
                     format!("no requested range overlaps the asset's {size} bytes"),
                 ),
                 headers,
-            ))
+            )
+            .into())
         }
     }
 }
@@ -240,7 +321,7 @@ fn cache_control(base: &Manifest) -> Result<String, Problem> {
 
 /// No object at `key`: a directory redirect, the mount's `404.html`, or a
 /// 404 problem.
-fn missing(root: &str, key: &str, request: &Request) -> Result<Response, Problem> {
+fn missing(root: &str, key: &str, request: &Request) -> Result<Answer, Problem> {
     if !request.path.ends_with('/') && objects::load(&format!("{key}/index.html"))?.is_some() {
         // Relative, so it stays right under whatever prefix the mount has.
         let name = request.path.rsplit('/').next().unwrap_or_default();
@@ -255,29 +336,37 @@ fn missing(root: &str, key: &str, request: &Request) -> Result<Response, Problem
                 ("content-length".into(), "0".into()),
             ],
             body: Vec::new(),
-        });
+        }
+        .into());
     }
     let page_key = format!("{root}404.html");
     if page_key != key
         && let Some(page) = objects::load(&page_key)?
     {
-        let body = if request.method == "HEAD" || page.size == 0 {
-            Vec::new()
+        let (body, rest) = if request.method == "HEAD" || page.size == 0 {
+            (Vec::new(), None)
         } else {
-            match objects::read(&page, 0, page.size - 1) {
-                Ok(body) => body,
+            let whole = ByteRange {
+                first: 0,
+                last: page.size - 1,
+            };
+            match deliver(Plan::content(whole, page.chunk_bytes), &page) {
+                Ok(delivered) => delivered,
                 // The page is being replaced: the plain problem will do.
                 Err(_) => return Err(problems::not_found(key)),
             }
         };
-        return Ok(Response {
-            status: 404,
-            headers: vec![
-                ("content-type".into(), page.content_type.clone()),
-                ("content-length".into(), page.size.to_string()),
-                ("cache-control".into(), "no-cache".into()),
-            ],
-            body,
+        return Ok(Answer {
+            response: Response {
+                status: 404,
+                headers: vec![
+                    ("content-type".into(), page.content_type.clone()),
+                    ("content-length".into(), page.size.to_string()),
+                    ("cache-control".into(), "no-cache".into()),
+                ],
+                body,
+            },
+            rest,
         });
     }
     Err(problems::not_found(key))

@@ -7,8 +7,9 @@ use crate::portico::platform::config;
 use crate::portico::types::http::Problem;
 use crate::problems;
 
-/// Default for `assets_max_object_bytes`: 64 MiB.
-pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
+/// Default for `assets_max_object_bytes`: 1 GiB (uploads and downloads
+/// stream a chunk at a time, so memory does not grow with the size).
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 1 << 30;
 
 fn variable(name: &str) -> Result<Option<String>, Problem> {
     let value = config::get(name).map_err(problems::storage)?;
@@ -24,6 +25,19 @@ pub fn max_object_bytes() -> Result<u64, Problem> {
             .trim()
             .parse::<u64>()
             .map_err(|_| problems::config(NAME, format!("{value:?} is not a byte count"))),
+    }
+}
+
+/// Seconds a replaced or deleted object's chunks stay readable
+/// (`assets_replaced_grace`), so downloads already started can finish.
+pub fn replaced_grace_secs() -> Result<u64, Problem> {
+    const NAME: &str = "assets_replaced_grace";
+    match variable(NAME)? {
+        None => Ok(portico_assets_logic::layout::DEFAULT_REPLACED_GRACE_SECS),
+        Some(value) => value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| problems::config(NAME, format!("{value:?} is not a number of seconds"))),
     }
 }
 

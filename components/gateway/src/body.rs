@@ -19,15 +19,50 @@ const PUBLIC_BODY_PREFIXES: [&str; 3] = ["/api/login", "/api/logout", "/ofrep/"]
 /// may send anywhere else (e.g. to an upstream route).
 const MAX_ANONYMOUS_BODY_BYTES: u64 = 64 * 1024;
 /// Default for `assets_max_object_bytes` (the store enforces it too).
-const MAX_ASSET_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_ASSET_BYTES: u64 = 1 << 30;
 
-/// A body not read yet: reads it, refusing more than the limit given.
+/// Hands a body to its reader a piece at a time.
+pub type Sink<'a> = &'a mut dyn FnMut(Vec<u8>) -> Result<(), Problem>;
+
+/// Reads a body within a limit into a [`Sink`].
+type Reader = dyn Fn(u64, Sink<'_>) -> Result<(), Problem>;
+
+/// A body not read yet, as the runtime holds it: read whole
+/// ([`receive`]) or, on a route that streams ([`streams`]), a piece at a
+/// time by the route ([`Pending::read_pieces`]), never past its limit.
 #[derive(Clone)]
-pub struct Pending(Rc<dyn Fn(u64) -> Result<Vec<u8>, Problem>>);
+pub struct Pending {
+    read: Rc<Reader>,
+    limit: u64,
+}
 
 impl Pending {
-    pub fn new(read: impl Fn(u64) -> Result<Vec<u8>, Problem> + 'static) -> Pending {
-        Pending(Rc::new(read))
+    /// `read(limit, sink)` hands every piece of the body to `sink` and
+    /// answers `413` once more than `limit` bytes have arrived.
+    pub fn new(read: impl Fn(u64, Sink<'_>) -> Result<(), Problem> + 'static) -> Pending {
+        Pending {
+            read: Rc::new(read),
+            limit: u64::MAX,
+        }
+    }
+
+    /// The whole body.
+    pub fn read_all(&self) -> Result<Vec<u8>, Problem> {
+        let mut all = Vec::new();
+        (self.read)(self.limit, &mut |piece| {
+            all.extend_from_slice(&piece);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// The body a piece at a time; `sink`'s first error ends the read.
+    pub fn read_pieces(&self, sink: Sink<'_>) -> Result<(), Problem> {
+        (self.read)(self.limit, sink)
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 }
 
@@ -35,6 +70,12 @@ impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Pending")
     }
+}
+
+/// Whether the route `request` goes to reads its body itself, a piece at a
+/// time (an asset upload can be far larger than any instance's memory).
+pub fn streams(request: &Request) -> bool {
+    request.method == "PUT" && request.path.starts_with("/admin/assets/")
 }
 
 /// How many body bytes `request` may carry, given the path it will be
@@ -62,7 +103,8 @@ pub fn limit(request: &Request, setting: impl Fn(&str) -> Option<String>) -> u64
 
 /// Reads the body of `request` within `limit` bytes: `413` at once when the
 /// declared `Content-Length` is over it (the body is never read), or as soon
-/// as the bytes sent pass it.
+/// as the bytes sent pass it. A route that [`streams`] gets the body still
+/// pending, bound to the limit.
 pub fn receive(request: &mut Request, limit: u64) -> Result<(), Problem> {
     let declared = request
         .header("content-length")
@@ -70,8 +112,13 @@ pub fn receive(request: &mut Request, limit: u64) -> Result<(), Problem> {
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large(limit));
     }
-    if let Some(pending) = request.pending_body.take() {
-        request.body = (pending.0)(limit)?;
+    if let Some(mut pending) = request.pending_body.take() {
+        pending.limit = limit;
+        if streams(request) {
+            request.pending_body = Some(pending);
+        } else {
+            request.body = pending.read_all()?;
+        }
     }
     Ok(())
 }
@@ -121,7 +168,7 @@ mod tests {
         );
         assert_eq!(
             limit(&request("PUT", "/admin/assets/x.bin", admin()), unset),
-            64 * 1024 * 1024
+            1 << 30
         );
         assert_eq!(
             limit(&request("POST", "/api/v1/orders", admin()), unset),
@@ -151,9 +198,9 @@ mod tests {
         let counter = reads.clone();
         let mut request = Request {
             headers: fields(&[("content-length", "101")]),
-            pending_body: Some(Pending::new(move |_| {
+            pending_body: Some(Pending::new(move |_, sink| {
                 counter.set(counter.get() + 1);
-                Ok(vec![0; 101])
+                sink(vec![0; 101])
             })),
             ..Default::default()
         };
@@ -162,5 +209,31 @@ mod tests {
         assert_eq!(reads.get(), 0);
         receive(&mut request, 101).unwrap();
         assert_eq!((reads.get(), request.body.len()), (1, 101));
+    }
+
+    #[test]
+    fn a_streaming_route_gets_the_body_unread_and_bound_to_its_limit() {
+        let mut request = Request {
+            method: "PUT".into(),
+            path: "/admin/assets/big.bin".into(),
+            pending_body: Some(Pending::new(|limit, sink| {
+                assert_eq!(limit, 7);
+                sink(vec![1; 3])?;
+                sink(vec![2; 4])
+            })),
+            ..Default::default()
+        };
+        receive(&mut request, 7).unwrap();
+        assert!(request.body.is_empty());
+        let pending = request.pending_body.clone().expect("left for the route");
+        assert_eq!(pending.limit(), 7);
+        let mut pieces = Vec::new();
+        pending
+            .read_pieces(&mut |piece| {
+                pieces.push(piece.len());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(pieces, vec![3, 4]);
     }
 }

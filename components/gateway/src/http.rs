@@ -93,8 +93,42 @@ impl Request {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body, or its first part when `rest` follows.
     pub body: Vec<u8>,
+    /// The rest of a large body, produced after the head is sent.
+    pub rest: Option<BodyStream>,
 }
+
+/// The rest of a body, a piece at a time: `Ok(None)` at its end. An error
+/// comes after the head (with its `Content-Length`) has been sent, so the
+/// connection is cut rather than the body ended: the client never takes a
+/// truncated body for a whole one.
+#[derive(Clone)]
+pub struct BodyStream(std::rc::Rc<dyn Fn() -> Result<Option<Vec<u8>>, String>>);
+
+impl BodyStream {
+    pub fn new(next: impl Fn() -> Result<Option<Vec<u8>>, String> + 'static) -> BodyStream {
+        BodyStream(std::rc::Rc::new(next))
+    }
+
+    pub fn next(&self) -> Result<Option<Vec<u8>>, String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyStream")
+    }
+}
+
+impl PartialEq for BodyStream {
+    fn eq(&self, other: &BodyStream) -> bool {
+        std::rc::Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for BodyStream {}
 
 impl Response {
     pub fn new(status: u16) -> Response {
@@ -102,6 +136,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            rest: None,
         }
     }
 

@@ -112,6 +112,7 @@ fn without_body_for_head(mut response: Response, is_head: bool) -> Response {
             response.set_header("content-length", &len);
         }
         response.body.clear();
+        response.rest = None;
     }
     response
 }

@@ -71,15 +71,23 @@ fn read_request(incoming: IncomingRequest) -> Result<Request, Problem> {
         query,
         headers,
         body: Vec::new(),
-        pending_body: Some(crate::body::Pending::new(move |limit| {
-            read_body(&incoming, limit)
+        pending_body: Some(crate::body::Pending::new(move |limit, sink| {
+            read_body(&incoming, limit, sink)
         })),
         context: Default::default(),
         auth: Default::default(),
     })
 }
 
-fn read_body(incoming: &IncomingRequest, limit: u64) -> Result<Vec<u8>, Problem> {
+/// Body bytes are handed on in pieces of up to this size: few enough calls
+/// across component boundaries, little enough memory per request.
+const PIECE_BYTES: usize = 256 * 1024;
+
+fn read_body(
+    incoming: &IncomingRequest,
+    limit: u64,
+    sink: crate::body::Sink<'_>,
+) -> Result<(), Problem> {
     use wasip2::http::types::ErrorCode;
     use wasip2::io::streams::StreamError;
     let unreadable =
@@ -87,12 +95,22 @@ fn read_body(incoming: &IncomingRequest, limit: u64) -> Result<Vec<u8>, Problem>
     let body = incoming
         .consume()
         .map_err(|()| unreadable("already consumed"))?;
-    let mut bytes = Vec::new();
+    let mut piece = Vec::new();
+    let mut received: u64 = 0;
     {
         let stream = body.stream().map_err(|()| unreadable("no stream"))?;
-        while bytes.len() as u64 <= limit {
+        loop {
             match stream.blocking_read(64 * 1024) {
-                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Ok(chunk) => {
+                    received += chunk.len() as u64;
+                    if received > limit {
+                        return Err(crate::body::too_large(limit));
+                    }
+                    piece.extend_from_slice(&chunk);
+                    if piece.len() >= PIECE_BYTES {
+                        sink(std::mem::take(&mut piece))?;
+                    }
+                }
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(err)) => {
                     // The runtime cut a client that stalled or trickled.
@@ -117,10 +135,10 @@ fn read_body(incoming: &IncomingRequest, limit: u64) -> Result<Vec<u8>, Problem>
         }
     }
     IncomingBody::finish(body);
-    if bytes.len() as u64 > limit {
-        return Err(crate::body::too_large(limit));
+    if !piece.is_empty() {
+        sink(piece)?;
     }
-    Ok(bytes)
+    Ok(())
 }
 
 fn send(response: Response, out: ResponseOutparam) {
@@ -152,11 +170,29 @@ fn send(response: Response, out: ResponseOutparam) {
         return;
     };
     ResponseOutparam::set(out, Ok(outgoing));
-    if let Ok(mut stream) = body.write() {
-        // A client that went away is not an error worth trapping for.
-        let _ = stream
-            .write_all(&response.body)
-            .and_then(|()| Write::flush(&mut stream));
+    let Ok(mut stream) = body.write() else {
+        return;
+    };
+    // A client that went away is not an error worth trapping for.
+    let mut sent = stream.write_all(&response.body).is_ok();
+    if let Some(rest) = &response.rest {
+        while sent {
+            match rest.next() {
+                Ok(Some(piece)) => sent = stream.write_all(&piece).is_ok(),
+                Ok(None) => break,
+                Err(why) => {
+                    // The head promised a length this body cannot reach:
+                    // dropping the body unfinished makes the runtime cut
+                    // the connection, so the client sees a failure.
+                    eprintln!("gateway: response body cut: {why}");
+                    sent = false;
+                }
+            }
+        }
     }
-    let _ = OutgoingBody::finish(body, None);
+    if sent {
+        let _ = Write::flush(&mut stream);
+        drop(stream);
+        let _ = OutgoingBody::finish(body, None);
+    }
 }

@@ -12,6 +12,13 @@ pub const CHUNK_BYTES: u64 = 256 * 1024;
 pub const MAX_PATH_BYTES: usize = 200;
 pub const MANIFEST_PREFIX: &str = "assets/o/";
 pub const CHUNK_PREFIX: &str = "assets/c/";
+/// A replaced or deleted upload's chunks are named here until they are
+/// deleted, so downloads that started before the change can finish.
+pub const RETIRED_PREFIX: &str = "assets/r/";
+/// How long a replaced or deleted object's chunks stay readable by default
+/// (`assets_replaced_grace`): longer than any download the server's own
+/// limits let run at the minimum transfer rate for a typical object.
+pub const DEFAULT_REPLACED_GRACE_SECS: u64 = 900;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -55,6 +62,28 @@ impl Manifest {
         }
     }
 
+    /// A manifest for content already written as chunks of `upload`
+    /// (see [`Chunker`]), stored now at `path`.
+    pub fn written(
+        path: &str,
+        content: Written,
+        content_type: String,
+        cache_control: Option<String>,
+        now: std::time::Duration,
+    ) -> Manifest {
+        Manifest {
+            path: path.to_string(),
+            size: content.size,
+            content_type,
+            upload: content.upload,
+            sha256: content.sha256,
+            modified: now.as_secs(),
+            cache_control,
+            chunk_bytes: CHUNK_BYTES,
+            encodings: Vec::new(),
+        }
+    }
+
     /// The strong entity tag, quoted.
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.sha256)
@@ -79,10 +108,154 @@ pub fn chunk_key(upload: &str, index: u64) -> String {
 }
 
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh upload id for `path` started at `now`: unique per path and
+/// instant, and ending in the start time (hex nanoseconds), which
+/// [`upload_started`] reads back for compaction.
+pub fn upload_id(path: &str, now: std::time::Duration) -> String {
+    format!(
+        "{}-{:x}",
+        &hex_sha256(path.as_bytes())[..16],
+        now.as_nanos()
+    )
+}
+
+/// The start time encoded in an upload id.
+pub fn upload_started(upload: &str) -> Option<std::time::Duration> {
+    let nanos = u128::from_str_radix(upload.rsplit('-').next()?, 16).ok()?;
+    Some(std::time::Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
+}
+
+/// What a finished [`Chunker`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub upload: String,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of all the bytes.
+    pub sha256: String,
+    pub chunks: u64,
+}
+
+/// Cuts a stream of bytes of any piece sizes into [`CHUNK_BYTES`] chunks,
+/// hashing as it goes, so an upload never holds more than one chunk.
+pub struct Chunker {
+    upload: String,
+    hasher: Sha256,
+    pending: Vec<u8>,
+    size: u64,
+    chunks: u64,
+}
+
+impl Chunker {
+    pub fn new(upload: String) -> Chunker {
+        Chunker {
+            upload,
+            hasher: Sha256::new(),
+            pending: Vec::new(),
+            size: 0,
+            chunks: 0,
+        }
+    }
+
+    pub fn upload(&self) -> &str {
+        &self.upload
+    }
+
+    /// Bytes taken so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Chunks handed out so far (the keys written, if every one was stored).
+    pub fn chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    /// Takes `bytes`; hands every chunk they complete to `store` with its
+    /// key, stopping at the first error.
+    pub fn push<E>(
+        &mut self,
+        mut bytes: &[u8],
+        mut store: impl FnMut(&str, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        let chunk = CHUNK_BYTES as usize;
+        while !bytes.is_empty() {
+            let take = (chunk - self.pending.len()).min(bytes.len());
+            self.pending.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.pending.len() == chunk {
+                self.flush(&mut store)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush<E>(&mut self, store: &mut impl FnMut(&str, &[u8]) -> Result<(), E>) -> Result<(), E> {
+        let key = chunk_key(&self.upload, self.chunks);
+        self.chunks += 1;
+        let result = store(&key, &self.pending);
+        self.pending.clear();
+        result
+    }
+
+    /// Hands the last, partial chunk (if any) to `store` and says what was written.
+    pub fn finish<E>(
+        mut self,
+        mut store: impl FnMut(&str, &[u8]) -> Result<(), E>,
+    ) -> Result<Written, E> {
+        if !self.pending.is_empty() {
+            self.flush(&mut store)?;
+        }
+        Ok(Written {
+            upload: self.upload,
+            size: self.size,
+            sha256: hex(&self.hasher.finalize()),
+            chunks: self.chunks,
+        })
+    }
+}
+
+/// The key of the marker that says `upload` was replaced or deleted.
+pub fn retired_key(upload: &str) -> String {
+    format!("{RETIRED_PREFIX}{upload}")
+}
+
+/// A retired upload: when it stopped being current and how many chunks it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired {
+    /// Unix seconds.
+    pub at: u64,
+    pub chunks: u64,
+}
+
+impl Retired {
+    pub fn encode(&self) -> Vec<u8> {
+        format!("{} {}", self.at, self.chunks).into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Retired> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (at, chunks) = text.split_once(' ')?;
+        Some(Retired {
+            at: at.parse().ok()?,
+            chunks: chunks.parse().ok()?,
+        })
+    }
+
+    /// Whether its chunks may be deleted at `now` (Unix seconds).
+    pub fn expired(&self, now: u64, grace_secs: u64) -> bool {
+        now >= self.at.saturating_add(grace_secs)
+    }
 }
 
 #[cfg(test)]
@@ -110,5 +283,65 @@ mod tests {
             Manifest::new("e", b"", String::new(), None, Default::default()).chunk_count(),
             0
         );
+    }
+
+    #[test]
+    fn a_chunker_writes_what_a_whole_upload_would() {
+        let body: Vec<u8> = (0..(2 * CHUNK_BYTES as usize + 1234))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let whole = Manifest::new("p", &body, String::new(), None, Default::default());
+        // Pieces of awkward sizes, crossing chunk boundaries.
+        for piece in [1usize, 1000, 65_536, CHUNK_BYTES as usize, 300_000] {
+            let mut stored: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut chunker = Chunker::new("u-1".into());
+            for part in body.chunks(piece) {
+                chunker
+                    .push(part, |key, bytes| {
+                        stored.push((key.to_string(), bytes.to_vec()));
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap();
+            }
+            let written = chunker
+                .finish(|key, bytes| {
+                    stored.push((key.to_string(), bytes.to_vec()));
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            assert_eq!(written.sha256, whole.sha256, "piece {piece}");
+            assert_eq!(written.size, body.len() as u64);
+            assert_eq!(written.chunks, whole.chunk_count());
+            let keys: Vec<String> = stored.iter().map(|(k, _)| k.clone()).collect();
+            let expected: Vec<String> = (0..written.chunks).map(|i| chunk_key("u-1", i)).collect();
+            assert_eq!(keys, expected);
+            let joined: Vec<u8> = stored.into_iter().flat_map(|(_, b)| b).collect();
+            assert_eq!(joined, body);
+        }
+    }
+
+    #[test]
+    fn a_chunker_stops_at_the_first_storage_error() {
+        let mut chunker = Chunker::new("u".into());
+        let mut calls = 0;
+        let result = chunker.push(&vec![0u8; 3 * CHUNK_BYTES as usize], |_, _| {
+            calls += 1;
+            Err("full")
+        });
+        assert_eq!(result, Err("full"));
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn upload_ids_carry_their_start_and_retired_markers_round_trip() {
+        let now = std::time::Duration::from_nanos(1_700_000_000_123_456_789);
+        let id = upload_id("css/site.css", now);
+        assert_eq!(upload_started(&id), Some(now));
+        assert_ne!(id, upload_id("css/other.css", now));
+        let retired = Retired { at: 100, chunks: 7 };
+        assert_eq!(Retired::decode(&retired.encode()), Some(retired));
+        assert_eq!(Retired::decode(b"100"), None);
+        assert!(!retired.expired(199, 100));
+        assert!(retired.expired(200, 100));
     }
 }

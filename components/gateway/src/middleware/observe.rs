@@ -54,7 +54,14 @@ impl Middleware for Observe {
             path: &path,
             status: response.status,
             duration_ms: seconds * 1000.0,
-            bytes: response.body.len(),
+            // A streamed body is logged at the length its head declares.
+            bytes: match &response.rest {
+                None => response.body.len(),
+                Some(_) => response
+                    .header("content-length")
+                    .and_then(|len| len.parse().ok())
+                    .unwrap_or(response.body.len()),
+            },
             cache,
             notes: &notes,
         }));

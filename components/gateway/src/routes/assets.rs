@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::http::{Request, Response};
+use crate::http::{BodyStream, Request, Response};
 use crate::portico::assets::store::{self, ObjectInfo, PutOptions};
 use crate::portico::platform::config as variables;
 use crate::portico::types::http as wire;
@@ -26,11 +26,15 @@ fn serve(root: &str, path: &str, request: &Request) -> Result<Response, Problem>
         headers: request.headers.clone(),
         body: Vec::new(),
     };
-    let response = store::serve(root, &wire_request).map_err(Problem::from)?;
+    let served = store::serve(root, &wire_request).map_err(Problem::from)?;
+    let rest = served
+        .rest
+        .map(|rest| BodyStream::new(move || rest.next().map_err(|problem| problem.detail)));
     let mut response = Response {
-        status: response.status,
-        headers: response.headers,
-        body: response.body,
+        status: served.response.status,
+        headers: served.response.headers,
+        body: served.response.body,
+        rest,
     };
     name_instance(&mut response, &request.path);
     Ok(response)
@@ -125,7 +129,11 @@ fn object_path(request: &Request) -> &str {
     request.path.strip_prefix(ADMIN_MOUNT).unwrap_or("/")
 }
 
-/// `PUT /admin/assets/{path}`: the body is the object.
+/// Pieces smaller than this are gathered before they cross to the store.
+const UPLOAD_PIECE_BYTES: usize = 256 * 1024;
+
+/// `PUT /admin/assets/{path}`: the body is the object, streamed into the
+/// store as it arrives (the gateway holds at most one piece of it).
 pub fn put(request: &Request) -> Result<Response, Problem> {
     let header = |name: &str| request.header(name).map(str::to_string);
     let options = PutOptions {
@@ -134,8 +142,37 @@ pub fn put(request: &Request) -> Result<Response, Problem> {
         if_match: header("if-match"),
         if_none_match: header("if-none-match"),
     };
-    let outcome =
-        store::put(object_path(request), &request.body, &options).map_err(Problem::from)?;
+    let declared = match request.header("content-length") {
+        None => None,
+        Some(value) => Some(value.trim().parse::<u64>().map_err(|_| {
+            Problem::bad_request(format!("Content-Length {value:?} is not a byte count"))
+        })?),
+    };
+    let upload =
+        store::start_upload(object_path(request), &options, declared).map_err(Problem::from)?;
+    match &request.pending_body {
+        Some(pending) => {
+            let mut piece = Vec::new();
+            pending.read_pieces(&mut |bytes| {
+                if piece.is_empty() && bytes.len() >= UPLOAD_PIECE_BYTES {
+                    return upload.write(&bytes).map_err(Problem::from);
+                }
+                piece.extend_from_slice(&bytes);
+                if piece.len() >= UPLOAD_PIECE_BYTES {
+                    upload.write(&piece).map_err(Problem::from)?;
+                    piece.clear();
+                }
+                Ok(())
+            })?;
+            if !piece.is_empty() {
+                upload.write(&piece).map_err(Problem::from)?;
+            }
+        }
+        // Read already (a caller that is not the HTTP entry point).
+        None if !request.body.is_empty() => upload.write(&request.body).map_err(Problem::from)?,
+        None => {}
+    }
+    let outcome = upload.finish().map_err(Problem::from)?;
     let status = if outcome.created { 201 } else { 200 };
     let mut response = Response::json(status, info_json(&outcome.info).to_string())
         .with_header("etag", &outcome.info.etag);

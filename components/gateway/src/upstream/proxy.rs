@@ -148,6 +148,7 @@ fn passed_on(fetched: Fetched, head: bool, status: CacheStatus) -> Response {
         status: fetched.status,
         headers,
         body: fetched.body,
+        rest: None,
     }
 }
 
@@ -169,6 +170,7 @@ fn from_cache(entry: &Entry, request: &Request, age: u64, status: CacheStatus) -
         status: entry.status,
         headers,
         body: entry.body.clone(),
+        rest: None,
     }
 }
 
@@ -550,5 +552,6 @@ fn not_modified(mut headers: Vec<(String, String)>) -> Response {
         status: 304,
         headers,
         body: Vec::new(),
+        rest: None,
     }
 }
