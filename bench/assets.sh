@@ -53,39 +53,7 @@ export PORTICO_TOKEN
 "$PORTICO" assets sync "$WORK/www/bench" --prefix bench --url "$PORTICO_URL" >&2
 
 # --- nginx ---
-PORT_NGINX="$(free_port)"
-mkdir -p "$WORK/nginx"
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user $(id -un) $(id -gn);"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-$user_line
-daemon off;
-master_process on;
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  default_type application/octet-stream;
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/client_body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  server {
-    listen 127.0.0.1:$PORT_NGINX;
-    root $WORK/www;
-  }
-}
-EOF
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
-  >"$WORK/nginx/stdout.log" 2>&1 &
-PIDS+=("$!")
-NGINX_URL="http://127.0.0.1:$PORT_NGINX"
+start_nginx "$WORK/www"
 wait_for "$NGINX_URL/bench/f4k.bin" "$WORK/nginx/error.log" nginx
 
 # --- measurements ---

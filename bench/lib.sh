@@ -69,3 +69,65 @@ wait_for() { # url log label
   done
   echo "$3 did not start:" >&2; cat "$2" >&2; exit 1
 }
+
+# nginx serving the folder $1 on a free port, as the current user, from a
+# generated config in $WORK/nginx; sets NGINX_URL (wait_for it before use).
+start_nginx() { # root
+  local port user_line=""
+  port="$(free_port)"
+  mkdir -p "$WORK/nginx"
+  [ "$(id -u)" = 0 ] && user_line="user $(id -un) $(id -gn);"
+  cat >"$WORK/nginx/nginx.conf" <<EOF
+$user_line
+daemon off;
+master_process on;
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  default_type application/octet-stream;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/nginx/client_body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  server {
+    listen 127.0.0.1:$port;
+    root $1;
+  }
+}
+EOF
+  "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
+    >"$WORK/nginx/stdout.log" 2>&1 &
+  PIDS+=("$!")
+  NGINX_URL="http://127.0.0.1:$port"
+}
+
+# Samples the resident memory of process $1 every 20 ms until stop_rss;
+# the peak (KiB) is then in RSS_PEAK.
+start_rss() { # pid
+  rm -f "$WORK/rss-stop"
+  (
+    peak=0
+    while [ ! -e "$WORK/rss-stop" ]; do
+      rss="$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null)"
+      [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+      sleep 0.02
+    done
+    echo "$peak" >"$WORK/rss-peak"
+  ) &
+  RSS_SAMPLER=$!
+}
+stop_rss() {
+  touch "$WORK/rss-stop"
+  wait "$RSS_SAMPLER" 2>/dev/null || true
+  RSS_PEAK="$(cat "$WORK/rss-peak")"
+}
+rss_now() { # pid -> KiB
+  awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
+}

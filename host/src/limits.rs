@@ -271,6 +271,18 @@ where
 pub struct RequestBody<B> {
     read: VecDeque<Frame<Bytes>>,
     rest: Option<B>,
+    /// Told of every frame the guest takes from the client (not of the
+    /// prebuffered ones, which arrived before the guest started).
+    on_progress: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl<B> RequestBody<B> {
+    /// Calls `progress` whenever the guest receives more of the body from
+    /// the client.
+    pub fn on_progress(mut self, progress: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_progress = Some(Box::new(progress));
+        self
+    }
 }
 
 impl<B> Body for RequestBody<B>
@@ -287,10 +299,14 @@ where
         if let Some(frame) = self.read.pop_front() {
             return Poll::Ready(Some(Ok(frame)));
         }
-        match self.rest.as_mut() {
+        let polled = match self.rest.as_mut() {
             Some(rest) => Pin::new(rest).poll_frame(cx),
-            None => Poll::Ready(None),
+            None => return Poll::Ready(None),
+        };
+        if let (Poll::Ready(Some(Ok(_))), Some(progress)) = (&polled, &self.on_progress) {
+            progress();
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -314,6 +330,7 @@ where
         return Ok(RequestBody {
             read,
             rest: Some(body),
+            on_progress: None,
         });
     }
     let mut body = body;
@@ -325,12 +342,19 @@ where
                 total += frame.data_ref().map(Bytes::len).unwrap_or(0);
                 read.push_back(frame);
             }
-            None => return Ok(RequestBody { read, rest: None }),
+            None => {
+                return Ok(RequestBody {
+                    read,
+                    rest: None,
+                    on_progress: None,
+                });
+            }
         }
     }
     Ok(RequestBody {
         read,
         rest: Some(body),
+        on_progress: None,
     })
 }
 

@@ -380,6 +380,25 @@ impl Server {
             Ok(body) => body,
             Err(code) => return Ok(unreadable_body(&code, parts.uri.path())),
         };
+        // A body streamed to the guest (a large upload) moves the request's
+        // deadline on as it arrives: the deadline bounds the time to answer
+        // once the body is in, while the body itself is bounded by the
+        // client limits (stalls, minimum rate).
+        let (deadline, deadline_rx) =
+            tokio::sync::watch::channel(started + self.request_limits.timeout);
+        let deadline = std::sync::Arc::new(deadline);
+        let timeout = self.request_limits.timeout;
+        let progress = deadline.clone();
+        let body = body.on_progress(move || {
+            let later = tokio::time::Instant::now() + timeout;
+            progress.send_if_modified(|at| {
+                let moved = *at < later;
+                if moved {
+                    *at = later;
+                }
+                moved
+            });
+        });
         let request = hyper::Request::from_parts(parts, body);
         let mut store = self.new_store()?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -389,8 +408,6 @@ impl Server {
             .new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
-        let (deadline, deadline_rx) =
-            tokio::sync::watch::channel(started + self.request_limits.timeout);
         // The guest may keep running after it has sent the response (e.g. to
         // revalidate a cache entry), so it runs in a task of its own.
         let task = tokio::task::spawn(async move {

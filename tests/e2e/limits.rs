@@ -21,6 +21,7 @@ on_both_targets!(
     slow_bodies_hold_sockets_not_instances,
     bodies_nobody_may_send_are_never_read,
     a_trickled_upload_is_cut_below_the_minimum_rate,
+    an_upload_longer_than_the_request_timeout_completes_while_it_flows,
     slow_readers_are_cut_and_their_instances_freed,
 );
 
@@ -241,6 +242,40 @@ fn a_trickled_upload_is_cut_below_the_minimum_rate(target: Target) {
     let stored = get(&format!("{}/assets/slow.bin", host.url));
     assert_eq!(stored.status, 404, "nothing stored: {}", stored.text());
     others_are_served(&host, "after the trickled upload");
+}
+
+/// A streamed upload that takes longer than `--request-timeout` (2 MiB in
+/// 256 KiB pieces, 400 ms apart, over a 1 s timeout) is stored whole: its
+/// body keeps moving the deadline on, and the client limits bound it
+/// instead. A guest that then takes longer than the timeout to answer
+/// would still be stopped.
+fn an_upload_longer_than_the_request_timeout_completes_while_it_flows(target: Target) {
+    let (host, _data, token) = admin_host(
+        target,
+        "long-upload",
+        &["--request-timeout", "1s", "--min-transfer-rate", "1024"],
+    );
+    let (mut stream, address) = connect(&host);
+    let size = 2usize << 20;
+    write!(
+        stream,
+        "PUT /admin/assets/long.bin HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    for piece in 0..8u8 {
+        stream.write_all(&vec![piece; size / 8]).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let response = read_all(&mut stream);
+    let took = started.elapsed();
+    assert!(took > Duration::from_secs(3), "the upload took {took:?}");
+    let text = String::from_utf8_lossy(&response);
+    assert_eq!(status_of(&response), "HTTP/1.1 201", "{text}");
+    let stored = get(&format!("{}/assets/long.bin", host.url));
+    assert_eq!(stored.status, 200);
+    let expected: Vec<u8> = (0..8u8).flat_map(|p| vec![p; size / 8]).collect();
+    assert!(stored.body == expected, "the stored bytes differ");
 }
 
 /// Clients that ask for an 8 MiB asset and read nothing: the instance
