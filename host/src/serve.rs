@@ -167,6 +167,10 @@ fn engine(tuning: PoolTuning, max_instances: u32) -> Result<Engine> {
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     // Time limits and fairness between requests (see `request_limits`).
     config.epoch_interruption(true);
+    // `PORTICO_PROFILE=perfmap` names compiled guest functions for `perf`.
+    if std::env::var("PORTICO_PROFILE").is_ok_and(|value| value == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Ok(Engine::new(&config)?)
 }
 

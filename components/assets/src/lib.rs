@@ -7,7 +7,8 @@
 //! - [`objects`]: manifests and chunks in KV (atomic replacement, retired
 //!   versions kept for a grace period).
 //! - [`serve`]: `GET`/`HEAD` semantics over `portico_assets_logic`, with
-//!   large bodies streamed (the `body` resource).
+//!   large bodies written from storage to the response stream (the `body`
+//!   resource).
 //! - [`upload`]: uploads streamed in (the `upload` resource).
 //! - [`settings`]: the component's variables.
 
@@ -18,8 +19,20 @@ mod settings;
 mod upload;
 
 wit_bindgen::generate!({
-    path: ["../../wit/types", "../../wit/platform", "../../wit/assets"],
+    path: [
+        "../../wit/deps/wasi-io",
+        "../../wit/types",
+        "../../wit/platform",
+        "../../wit/streaming",
+        "../../wit/assets",
+    ],
     world: "portico:assets/component",
+    // Bodies are written to the runtime's own streams (`wasip2`'s types).
+    with: {
+        "wasi:io/streams@0.2.4": wasip2::io::streams,
+        "wasi:io/error@0.2.4": wasip2::io::error,
+        "wasi:io/poll@0.2.4": wasip2::io::poll,
+    },
     generate_all,
 });
 
@@ -54,8 +67,8 @@ fn header_value(name: &str, value: Option<String>) -> Result<Option<String>, Pro
 }
 
 impl GuestBody for serve::Rest {
-    fn next(&self) -> Result<Option<Vec<u8>>, Problem> {
-        serve::Rest::next(self)
+    fn send_to(&self, out: &wasip2::io::streams::OutputStream) -> Result<(), Problem> {
+        serve::Rest::send_to(self, out)
     }
 }
 

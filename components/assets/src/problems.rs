@@ -87,6 +87,19 @@ pub fn gone_mid_body(path: &str) -> Problem {
     )
 }
 
+/// The response stream failed: the client went away mid-body.
+pub fn client_gone(err: &wasip2::io::streams::StreamError) -> Problem {
+    problem(
+        499,
+        "client-gone",
+        "Client went away",
+        format!(
+            "the response could not be written: {}",
+            portico_output_stream::describe(err)
+        ),
+    )
+}
+
 /// The bytes received differ from the declared `Content-Length`.
 pub fn length_mismatch(declared: u64, received: u64) -> Problem {
     problem(

@@ -11,7 +11,11 @@ use portico_assets_logic::range::{
 };
 use portico_assets_logic::stream::{Plan, Step};
 
+use portico_assets_logic::layout::chunk_key;
+use wasip2::io::streams::OutputStream;
+
 use crate::objects::{self, Manifest, ReadError};
+use crate::portico::streaming::kv_copy;
 use crate::portico::types::http::{Problem, Request, Response};
 use crate::{problems, settings};
 
@@ -21,9 +25,10 @@ const ATTEMPTS: usize = 4;
 
 type Headers = Vec<(String, String)>;
 
-/// Bodies up to this size are read at once and answered whole (one chunk:
-/// no more memory than streaming would take, and one call fewer).
-const INLINE_BYTES: u64 = portico_assets_logic::layout::CHUNK_BYTES;
+/// Bodies up to this size are read at once and answered whole (one call
+/// fewer); larger ones are written to the response stream from storage,
+/// never copied through this component or the gateway.
+const INLINE_BYTES: u64 = 64 * 1024;
 
 /// An answer: the head (with the whole body when it is small), and the
 /// rest of a large body still to be read.
@@ -50,20 +55,24 @@ pub struct Rest {
 }
 
 impl Rest {
-    /// The next piece; `None` when the body is complete.
-    pub fn next(&self) -> Result<Option<Vec<u8>>, Problem> {
-        let step = self.plan.borrow_mut().next_step();
-        match step {
-            None => Ok(None),
-            Some(Step::Literal(bytes)) => Ok(Some(bytes)),
-            Some(Step::Chunk { index, from, to }) => {
-                match objects::read_chunk(&self.upload, index, from, to) {
-                    Ok(bytes) => Ok(Some(bytes)),
-                    Err(ReadError::Replaced) => Err(problems::gone_mid_body(&self.path)),
-                    Err(ReadError::Problem(problem)) => Err(problem),
+    /// Writes the rest of the body to `out`, straight from storage.
+    pub fn send_to(&self, out: &OutputStream) -> Result<(), Problem> {
+        let mut plan = self.plan.borrow_mut();
+        while let Some(step) = plan.next_step() {
+            match step {
+                Step::Literal(bytes) => portico_output_stream::write_all(out, &bytes)
+                    .map_err(|err| problems::client_gone(&err))?,
+                Step::Chunk { index, from, to } => {
+                    let key = chunk_key(&self.upload, index);
+                    match kv_copy::copy_to(&key, from as u64, to as u64, out) {
+                        Ok(true) => {}
+                        Ok(false) => return Err(problems::gone_mid_body(&self.path)),
+                        Err(err) => return Err(problems::storage(err)),
+                    }
                 }
             }
         }
+        Ok(())
     }
 }
 

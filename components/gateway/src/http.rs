@@ -99,20 +99,25 @@ pub struct Response {
     pub rest: Option<BodyStream>,
 }
 
-/// The rest of a body, a piece at a time: `Ok(None)` at its end. An error
-/// comes after the head (with its `Content-Length`) has been sent, so the
+/// The rest of a body, written by its producer straight to the response
+/// stream (so its bytes never pass through the gateway). An error comes
+/// after the head (with its `Content-Length`) has been sent, so the
 /// connection is cut rather than the body ended: the client never takes a
 /// truncated body for a whole one.
 #[derive(Clone)]
-pub struct BodyStream(std::rc::Rc<dyn Fn() -> Result<Option<Vec<u8>>, String>>);
+pub struct BodyStream(std::rc::Rc<SendTo>);
+
+type SendTo = dyn Fn(&wasip2::io::streams::OutputStream) -> Result<(), String>;
 
 impl BodyStream {
-    pub fn new(next: impl Fn() -> Result<Option<Vec<u8>>, String> + 'static) -> BodyStream {
-        BodyStream(std::rc::Rc::new(next))
+    pub fn new(
+        send_to: impl Fn(&wasip2::io::streams::OutputStream) -> Result<(), String> + 'static,
+    ) -> BodyStream {
+        BodyStream(std::rc::Rc::new(send_to))
     }
 
-    pub fn next(&self) -> Result<Option<Vec<u8>>, String> {
-        (self.0)()
+    pub fn send_to(&self, out: &wasip2::io::streams::OutputStream) -> Result<(), String> {
+        (self.0)(out)
     }
 }
 

@@ -27,8 +27,10 @@ mod wasi;
 
 wit_bindgen::generate!({
     path: [
+        "../../wit/deps/wasi-io",
         "../../wit/types",
         "../../wit/platform",
+        "../../wit/streaming",
         "../../wit/flags",
         "../../wit/auth",
         "../../wit/ratelimit",
@@ -36,5 +38,11 @@ wit_bindgen::generate!({
         "../../wit/gateway",
     ],
     world: "portico:gateway/gateway",
+    // The response body stream lent to `assets` is `wasip2`'s own type.
+    with: {
+        "wasi:io/streams@0.2.4": wasip2::io::streams,
+        "wasi:io/error@0.2.4": wasip2::io::error,
+        "wasi:io/poll@0.2.4": wasip2::io::poll,
+    },
     generate_all,
 });

@@ -175,20 +175,14 @@ fn send(response: Response, out: ResponseOutparam) {
     };
     // A client that went away is not an error worth trapping for.
     let mut sent = stream.write_all(&response.body).is_ok();
-    if let Some(rest) = &response.rest {
-        while sent {
-            match rest.next() {
-                Ok(Some(piece)) => sent = stream.write_all(&piece).is_ok(),
-                Ok(None) => break,
-                Err(why) => {
-                    // The head promised a length this body cannot reach:
-                    // dropping the body unfinished makes the runtime cut
-                    // the connection, so the client sees a failure.
-                    eprintln!("gateway: response body cut: {why}");
-                    sent = false;
-                }
-            }
-        }
+    if let Some(rest) = response.rest.as_ref().filter(|_| sent)
+        && let Err(why) = rest.send_to(&stream)
+    {
+        // The head promised a length this body cannot reach: dropping the
+        // body unfinished makes the runtime cut the connection, so the
+        // client sees a failure.
+        eprintln!("gateway: response body cut: {why}");
+        sent = false;
     }
     if sent {
         let _ = Write::flush(&mut stream);

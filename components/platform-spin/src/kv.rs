@@ -105,3 +105,19 @@ impl Guest for Adapter {
         })
     }
 }
+
+impl crate::exports::portico::streaming::kv_copy::Guest for Adapter {
+    fn copy_to(
+        key: String,
+        from: u64,
+        to: u64,
+        out: &wasip2::io::streams::OutputStream,
+    ) -> Result<bool, Error> {
+        let Some(value) = <Adapter as Guest>::get(key)? else {
+            return Ok(false);
+        };
+        portico_output_stream::write_range(out, &value, from, to)
+            .map_err(|err| Error::Other(portico_output_stream::describe(&err)))?;
+        Ok(true)
+    }
+}

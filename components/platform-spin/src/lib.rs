@@ -25,8 +25,19 @@ mod durable;
 mod kv;
 
 wit_bindgen::generate!({
-    path: ["../../wit/types", "../../wit/platform"],
-    world: "portico:platform/adapter",
+    path: [
+        "../../wit/deps/wasi-io",
+        "../../wit/types",
+        "../../wit/platform",
+        "../../wit/streaming",
+    ],
+    world: "portico:streaming/adapter",
+    // The streams the caller lends are the runtime's own (`wasip2`'s types).
+    with: {
+        "wasi:io/streams@0.2.4": wasip2::io::streams,
+        "wasi:io/error@0.2.4": wasip2::io::error,
+        "wasi:io/poll@0.2.4": wasip2::io::poll,
+    },
     generate_all,
 });
 

@@ -29,7 +29,7 @@ fn serve(root: &str, path: &str, request: &Request) -> Result<Response, Problem>
     let served = store::serve(root, &wire_request).map_err(Problem::from)?;
     let rest = served
         .rest
-        .map(|rest| BodyStream::new(move || rest.next().map_err(|problem| problem.detail)));
+        .map(|rest| BodyStream::new(move |out| rest.send_to(out).map_err(|p| p.detail)));
     let mut response = Response {
         status: served.response.status,
         headers: served.response.headers,
