@@ -72,7 +72,8 @@ wait_for() { # url log label
 
 # nginx serving the folder $1 on a free port, as the current user, from a
 # generated config in $WORK/nginx; sets NGINX_URL (wait_for it before use).
-start_nginx() { # root
+# $2: http-level directives (default: no access log); $3: server-level ones.
+start_nginx() { # root [http directives] [server directives]
   local port user_line=""
   port="$(free_port)"
   mkdir -p "$WORK/nginx"
@@ -87,7 +88,7 @@ error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
   default_type application/octet-stream;
-  access_log off;
+  ${2:-access_log off;}
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
@@ -99,6 +100,7 @@ http {
   server {
     listen 127.0.0.1:$port;
     root $1;
+    ${3:-}
   }
 }
 EOF

@@ -49,44 +49,11 @@ hex="$(head -c 2043 /dev/urandom | od -An -v -tx1 | tr -d ' \n')"
 printf '{"pad":"%s"}\n' "${hex:0:4085}" >"$WORK/www/data.json" # 8 + 4085 + 3 = 4096 bytes
 [ "$(wc -c <"$WORK/www/data.json")" -eq 4096 ] || { echo "data.json is not 4096 bytes" >&2; exit 1; }
 
-PORT_NGINX="$(free_port)"
 ACCESS_LOG="$WORK/nginx/access.log"
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user $(id -un) $(id -gn);"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-$user_line
-daemon off;
-master_process on;
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  types { application/json json; }
-  default_type application/octet-stream;
-  # One line per request, written unbuffered: \`wc -l\` counts origin requests.
-  log_format bench '\$remote_addr \$status \$request';
-  access_log $ACCESS_LOG bench;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  etag on;
-  client_body_temp_path $WORK/nginx/client_body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  server {
-    listen 127.0.0.1:$PORT_NGINX;
-    root $WORK/www;
-    location = /data.json { add_header Cache-Control "public, max-age=300" always; }
-  }
-}
-EOF
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
-  >"$WORK/nginx/stdout.log" 2>&1 &
-PIDS+=("$!")
-NGINX_URL="http://127.0.0.1:$PORT_NGINX"
+# One line per request, written unbuffered: `wc -l` counts origin requests.
+start_nginx "$WORK/www" \
+  "types { application/json json; } log_format bench '\$remote_addr \$status \$request'; access_log $ACCESS_LOG bench; etag on;" \
+  'location = /data.json { add_header Cache-Control "public, max-age=300" always; }'
 wait_for "$NGINX_URL/data.json" "$WORK/nginx/error.log" nginx
 
 header() { # url name -> the value of that response header (first one), empty when absent

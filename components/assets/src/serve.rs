@@ -76,16 +76,32 @@ impl Rest {
     }
 }
 
-/// The body `plan` describes over `repr`: read now when small, else left to
-/// the caller as a [`Rest`].
-fn deliver(mut plan: Plan, repr: &Manifest) -> Result<(Vec<u8>, Option<Rest>), ReadError> {
+/// An answer with the body `plan` describes over `repr` (none: no body, as
+/// for `HEAD`): read now when small, else left to the caller as a [`Rest`].
+fn answer(
+    status: u16,
+    headers: Headers,
+    plan: Option<Plan>,
+    repr: &Manifest,
+) -> Result<Answer, ReadError> {
+    let response = |body| Response {
+        status,
+        headers,
+        body,
+    };
+    let Some(mut plan) = plan else {
+        return Ok(response(Vec::new()).into());
+    };
     if plan.length() > INLINE_BYTES {
         let rest = Rest {
             path: repr.path.clone(),
             upload: repr.upload.clone(),
             plan: std::cell::RefCell::new(plan),
         };
-        return Ok((Vec::new(), Some(rest)));
+        return Ok(Answer {
+            response: response(Vec::new()),
+            rest: Some(rest),
+        });
     }
     let mut body = Vec::with_capacity(plan.length() as usize);
     while let Some(step) = plan.next_step() {
@@ -96,7 +112,7 @@ fn deliver(mut plan: Plan, repr: &Manifest) -> Result<(Vec<u8>, Option<Rest>), R
             }
         }
     }
-    Ok((body, None))
+    Ok(response(body).into())
 }
 
 /// The request's value of header `name`, repeated lines joined by `, `.
@@ -211,42 +227,20 @@ fn serve_once(root: &str, key: &str, request: &Request) -> Result<Answer, ReadEr
         RangeOutcome::Full => {
             headers.push(("content-type".into(), base.content_type.clone()));
             headers.push(("content-length".into(), size.to_string()));
-            let (body, rest) = if head || size == 0 {
-                (Vec::new(), None)
-            } else {
-                let whole = ByteRange {
-                    first: 0,
-                    last: size - 1,
-                };
-                deliver(Plan::content(whole, repr.chunk_bytes), &repr)?
+            let whole = ByteRange {
+                first: 0,
+                last: size.saturating_sub(1),
             };
-            Ok(Answer {
-                response: Response {
-                    status: 200,
-                    headers,
-                    body,
-                },
-                rest,
-            })
+            let plan = (!head && size > 0).then(|| Plan::content(whole, repr.chunk_bytes));
+            answer(200, headers, plan, &repr)
         }
         RangeOutcome::Partial(ranges) if ranges.len() == 1 => {
             let range = ranges[0];
             headers.push(("content-type".into(), base.content_type.clone()));
             headers.push(("content-range".into(), content_range(range, size)));
             headers.push(("content-length".into(), range.length().to_string()));
-            let (body, rest) = if head {
-                (Vec::new(), None)
-            } else {
-                deliver(Plan::content(range, repr.chunk_bytes), &repr)?
-            };
-            Ok(Answer {
-                response: Response {
-                    status: 206,
-                    headers,
-                    body,
-                },
-                rest,
-            })
+            let plan = (!head).then(|| Plan::content(range, repr.chunk_bytes));
+            answer(206, headers, plan, &repr)
         }
         RangeOutcome::Partial(ranges) => {
             let boundary = format!("portico-{}", &repr.sha256[..24]);
@@ -255,19 +249,7 @@ fn serve_once(root: &str, key: &str, request: &Request) -> Result<Answer, ReadEr
             let plan = Plan::multipart(&multipart, &ranges, repr.chunk_bytes).map_err(corrupt)?;
             headers.push(("content-type".into(), multipart.content_type_header()));
             headers.push(("content-length".into(), plan.length().to_string()));
-            let (body, rest) = if head {
-                (Vec::new(), None)
-            } else {
-                deliver(plan, &repr)?
-            };
-            Ok(Answer {
-                response: Response {
-                    status: 206,
-                    headers,
-                    body,
-                },
-                rest,
-            })
+            answer(206, headers, (!head).then_some(plan), &repr)
         }
         RangeOutcome::Unsatisfiable => {
             headers.push(("content-range".into(), content_range_unsatisfied(size)));
@@ -352,31 +334,19 @@ fn missing(root: &str, key: &str, request: &Request) -> Result<Answer, Problem> 
     if page_key != key
         && let Some(page) = objects::load(&page_key)?
     {
-        let (body, rest) = if request.method == "HEAD" || page.size == 0 {
-            (Vec::new(), None)
-        } else {
-            let whole = ByteRange {
-                first: 0,
-                last: page.size - 1,
-            };
-            match deliver(Plan::content(whole, page.chunk_bytes), &page) {
-                Ok(delivered) => delivered,
-                // The page is being replaced: the plain problem will do.
-                Err(_) => return Err(problems::not_found(key)),
-            }
+        let headers = vec![
+            ("content-type".into(), page.content_type.clone()),
+            ("content-length".into(), page.size.to_string()),
+            ("cache-control".into(), "no-cache".into()),
+        ];
+        let whole = ByteRange {
+            first: 0,
+            last: page.size.saturating_sub(1),
         };
-        return Ok(Answer {
-            response: Response {
-                status: 404,
-                headers: vec![
-                    ("content-type".into(), page.content_type.clone()),
-                    ("content-length".into(), page.size.to_string()),
-                    ("cache-control".into(), "no-cache".into()),
-                ],
-                body,
-            },
-            rest,
-        });
+        let plan = (request.method != "HEAD" && page.size > 0)
+            .then(|| Plan::content(whole, page.chunk_bytes));
+        // The page is being replaced: the plain problem will do.
+        return answer(404, headers, plan, &page).map_err(|_| problems::not_found(key));
     }
     Err(problems::not_found(key))
 }
