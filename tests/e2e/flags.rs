@@ -852,3 +852,95 @@ fn a_held_write_lease_makes_a_single_flag_write_409_after_3_s(target: Target) {
         expires_at - now
     );
 }
+
+on_both_targets!(the_flag_evaluator_serves_a_component_of_its_own);
+
+/// Reuse: `examples/reuse-flags`, a Spin SDK HTTP component that imports
+/// only `portico:flags/evaluator`, served with its own `spin.toml` and the
+/// evaluator plugged in as Spin plugs a dependency: an invalid flag set is
+/// refused naming the flag, a 50/50 experiment gives each user one variant
+/// (the same every time) and splits 400 users near evenly, a static flag
+/// answers its default, and an unknown flag is OFREP's `FLAG_NOT_FOUND`.
+fn the_flag_evaluator_serves_a_component_of_its_own(target: Target) {
+    let data = data_dir("flags-reuse");
+    let mut config = crate::harness::HostConfig::app(target, data.path());
+    let reuse = &crate::harness::artifacts().reuse_flags;
+    config.component = match target {
+        Target::Spin => reuse[0].clone(),
+        Target::Wasi => reuse[1].clone(),
+    };
+    config.manifest = workspace().join("examples/reuse-flags/spin.toml");
+    config.vars = Vec::new();
+    let host = Host::start(&config);
+    let put = |document: &Value| {
+        Reply::from(
+            client()
+                .put(&format!("{}/flags", host.url))
+                .header("content-type", "application/json")
+                .send(document.to_string().as_bytes())
+                .unwrap(),
+        )
+    };
+    let invalid = json!({"flags": {"broken": {
+        "state": "ENABLED", "variants": {"on": true}, "defaultVariant": "missing"}}});
+    let refused = put(&invalid);
+    refused.assert_problem(400, "invalid-flag-definitions");
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("broken"),
+        "the problem names the flag: {}",
+        refused.text()
+    );
+    let set = json!({"flags": {
+        "new-checkout": {
+            "state": "ENABLED",
+            "variants": {"on": true, "off": false},
+            "defaultVariant": "off",
+            "targeting": {"fractional": [["on", 50], ["off", 50]]}
+        },
+        "dark-mode": {"state": "ENABLED", "variants": {"yes": true, "no": false}, "defaultVariant": "yes"}
+    }});
+    assert_eq!(put(&set).status, 204);
+    let variant = |flag: &str, user: &str| {
+        Reply::from(
+            client()
+                .get(&format!("{}/variant?flag={flag}&user={user}", host.url))
+                .call()
+                .unwrap(),
+        )
+    };
+    let mut on = 0;
+    for n in 0..400 {
+        let user = format!("user-{n}");
+        let reply = variant("new-checkout", &user);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let answer = reply.json();
+        let chosen = answer["variant"].as_str().unwrap().to_string();
+        assert_eq!(answer["value"], json!(chosen == "on"), "{answer}");
+        // OpenFeature: a pseudorandom assignment is reason SPLIT.
+        assert_eq!(answer["reason"], "SPLIT", "{answer}");
+        if n % 40 == 0 {
+            let again = variant("new-checkout", &user).json();
+            assert_eq!(
+                again["variant"], answer["variant"],
+                "{user} keeps one variant"
+            );
+        }
+        on += usize::from(chosen == "on");
+    }
+    assert!((160..=240).contains(&on), "{on} of 400 users got \"on\"");
+    let dark = variant("dark-mode", "user-1").json();
+    assert_eq!(
+        (
+            dark["value"].clone(),
+            dark["variant"].clone(),
+            dark["reason"].clone()
+        ),
+        (json!(true), json!("yes"), json!("STATIC"))
+    );
+    let missing = variant("nope", "user-1");
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert_eq!(missing.json()["errorCode"], "FLAG_NOT_FOUND");
+}

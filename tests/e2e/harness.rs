@@ -37,9 +37,13 @@ pub struct Artifacts {
     pub misbehaving: PathBuf,
     /// `tests/fixtures/hello`: a fixed 200.
     pub hello: PathBuf,
-    /// `tests/fixtures/limiter-client` composed with `rate-limiter` and the
-    /// adapter of each target (spin, wasi).
-    pub limiter_client: [PathBuf; 2],
+    /// `examples/reuse-rate-limiter` with the rate limiter plugged into its
+    /// import, per target (spin, wasi): on spin exactly as Spin composes a
+    /// `dependencies` entry (the standalone `dist/components/rate-limiter.wasm`),
+    /// on wasi with the limiter over `platform-wasi`.
+    pub reuse_rate_limiter: [PathBuf; 2],
+    /// `examples/reuse-flags` likewise, with `flags`.
+    pub reuse_flags: [PathBuf; 2],
 }
 
 impl Artifacts {
@@ -65,7 +69,13 @@ pub fn artifacts() -> &'static Artifacts {
         let built = build::build(&ws).expect("portico build");
         build::compile(
             &ws,
-            &["platform-probe", "misbehaving", "hello", "limiter-client"],
+            &[
+                "platform-probe",
+                "misbehaving",
+                "hello",
+                "reuse-rate-limiter",
+                "reuse-flags",
+            ],
         )
         .expect("compile the fixtures");
         let dir = e2e_dir();
@@ -78,16 +88,30 @@ pub fn artifacts() -> &'static Artifacts {
             std::fs::write(&path, bytes).unwrap();
             probes.push(path);
         }
-        // A user's own component reusing the standalone limiter, composed
-        // as Spin composes `dependencies`.
-        let mut limiter_clients = Vec::new();
-        for (target, platform) in [("spin", "platform-spin"), ("wasi", "platform-wasi")] {
-            let bytes = build::compose_crates(&ws, &[platform, "rate-limiter"], "limiter-client")
-                .expect("compose the limiter client");
-            let path = dir.join(format!("limiter-client-{target}.wasm"));
-            std::fs::write(&path, bytes).unwrap();
-            limiter_clients.push(path);
-        }
+        // Users' own components reusing a standalone business component.
+        let reuse = |dependency: &str, example: &str| -> [PathBuf; 2] {
+            let standalone = ws.join(format!("dist/components/{dependency}.wasm"));
+            let spin = portico::compose::compose(vec![
+                portico::compose::Part {
+                    name: dependency,
+                    bytes: std::fs::read(&standalone).expect("the standalone component"),
+                },
+                portico::compose::Part {
+                    name: example,
+                    bytes: std::fs::read(build::compiled(&ws, example)).expect("the example"),
+                },
+            ])
+            .expect("compose as Spin composes dependencies");
+            let wasi = build::compose_crates(&ws, &["platform-wasi", dependency], example)
+                .expect("compose over platform-wasi");
+            [("spin", spin), ("wasi", wasi)].map(|(target, bytes)| {
+                let path = dir.join(format!("{example}-{target}.wasm"));
+                std::fs::write(&path, bytes).unwrap();
+                path
+            })
+        };
+        let reuse_rate_limiter = reuse("rate-limiter", "reuse-rate-limiter");
+        let reuse_flags = reuse("flags", "reuse-flags");
         let standalone = built
             .iter()
             .map(|a| a.path.clone())
@@ -101,7 +125,8 @@ pub fn artifacts() -> &'static Artifacts {
             standalone,
             misbehaving: build::compiled(&ws, "misbehaving"),
             hello: build::compiled(&ws, "hello"),
-            limiter_client: [limiter_clients[0].clone(), limiter_clients[1].clone()],
+            reuse_rate_limiter,
+            reuse_flags,
         }
     })
 }

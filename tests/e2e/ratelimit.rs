@@ -428,21 +428,22 @@ fn the_default_key_is_what_the_runtime_knows_of_the_client(target: Target) {
 
 on_both_targets!(the_standalone_limiter_serves_a_component_of_its_own);
 
-/// Reuse: a third-party HTTP component that imports only
-/// `portico:ratelimit/limiter`, composed with `rate-limiter.wasm` and the
-/// target's adapter, gets the limiter's decisions: admitted up to the
-/// policy, then `429` with the IETF fields; a cost above the burst is
-/// `400 #cost-exceeds-burst`, an unknown policy `400 #unknown-policy`.
+/// Reuse: `examples/reuse-rate-limiter`, a Spin SDK HTTP component that
+/// imports only `portico:ratelimit/limiter`, served with its own
+/// `spin.toml` and the limiter plugged in as Spin plugs a dependency, gets
+/// the limiter's decisions: admitted up to the policy, then `429` with the
+/// IETF fields; a cost above the burst is `400 #cost-exceeds-burst`, an
+/// unknown policy `400 #unknown-policy`.
 fn the_standalone_limiter_serves_a_component_of_its_own(target: Target) {
     let data = data_dir("rl-standalone");
     let mut config = HostConfig::app(target, data.path());
+    let reuse = &crate::harness::artifacts().reuse_rate_limiter;
     config.component = match target {
-        Target::Spin => crate::harness::artifacts().limiter_client[0].clone(),
-        Target::Wasi => crate::harness::artifacts().limiter_client[1].clone(),
+        Target::Spin => reuse[0].clone(),
+        Target::Wasi => reuse[1].clone(),
     };
-    config
-        .vars
-        .push(("rate_limit_policies".into(), "default=3/60s".into()));
+    config.manifest = crate::harness::workspace().join("examples/reuse-rate-limiter/spin.toml");
+    config.vars = vec![("rate_limit_policies".into(), "default=3/60s".into())];
     let host = Host::start(&config);
     let check = |query: &str| {
         Reply::from(
