@@ -110,7 +110,12 @@ fn write(path: PathBuf, bytes: &[u8]) -> Result<Artifact> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    // Written aside and renamed into place, so a server starting meanwhile
+    // (another `portico up`, a test) reads the old file or the new one,
+    // never half of one.
+    let partial = path.with_extension("wasm.partial");
+    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok(Artifact {
         path,
         raw: bytes.len(),

@@ -19,6 +19,7 @@
 pub mod assets_sync;
 pub mod build;
 pub mod compose;
+pub mod first_run;
 pub mod hop_by_hop;
 pub mod kv;
 pub mod limits;

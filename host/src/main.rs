@@ -35,8 +35,15 @@ enum Command {
     Build,
     /// Serve a composed component.
     Serve(ServeArgs),
-    /// Build, then serve (for development: generates missing secrets).
-    Up(ServeArgs),
+    /// Build, then serve (for development: generates missing secrets,
+    /// publishes pages/, and on a fresh data folder seeds demo flags).
+    Up {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Do not seed the demo flag set on a fresh data folder.
+        #[arg(long)]
+        no_demo: bool,
+    },
     /// Read and change the flag set of a running server (admin).
     Flags {
         #[command(subcommand)]
@@ -537,6 +544,36 @@ fn publish_pages(workspace: &Path, options: &ServeOptions) -> Result<()> {
     Ok(())
 }
 
+/// `portico up` on a fresh data folder: the demo flags (unless `--no-demo`
+/// or a flag set exists), and how to create the admin when there is none.
+fn first_run(options: &ServeOptions, no_demo: bool) -> Result<()> {
+    use portico::first_run::{Seeded, admin_exists, seed_demo_flags};
+    let store = KvStore::new(options.target, &options.data);
+    if !no_demo && seed_demo_flags(&store)? == Seeded::Demo {
+        eprintln!(
+            "portico up: seeded a demo flag set (new-checkout, a 50/50 A/B test, and \
+             maintenance-banner); it is never seeded again or over flags you store; \
+             --no-demo skips it"
+        );
+    }
+    let bootstrap = options
+        .variables
+        .get("bootstrap_admin")
+        .is_some_and(|value| !value.trim().is_empty());
+    if !bootstrap && !admin_exists(&store)? {
+        eprintln!(
+            "portico up: no admin yet; create one (the password is read from standard input):\n  \
+             echo 'a-long-password' | cargo run -- users add admin --role admin --target {} --data {}",
+            match options.target {
+                Target::Spin => "spin",
+                Target::Wasi => "wasi",
+            },
+            options.data.display()
+        );
+    }
+    Ok(())
+}
+
 fn serve_options(
     workspace: &Path,
     args: ServeArgs,
@@ -599,11 +636,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve(args) => run_serve(serve_options(&workspace, args, false)?),
-        Command::Up(args) => {
+        Command::Up {
+            serve: args,
+            no_demo,
+        } => {
             let artifacts = build::build(&workspace)?;
             build::print_sizes(&workspace, &artifacts);
             let options = serve_options(&workspace, args, true)?;
             publish_pages(&workspace, &options)?;
+            first_run(&options, no_demo)?;
             run_serve(options)
         }
         Command::Flags { action, url, token } => run_flags(&url, token, action),

@@ -240,3 +240,118 @@ fn the_compile_cache_follows_the_component() {
     );
     assert_eq!(answer(&artifacts.misbehaving), (200, "ok".to_string()));
 }
+
+/// `portico up` on a fresh data folder: the landing page at `/`, a demo
+/// flag set (a 50/50 experiment and a boolean) that OFREP evaluates, and
+/// the line that creates the admin. Started again over flags the operator
+/// stored (here: none at all), it seeds nothing; `--no-demo` and
+/// `portico serve` never seed.
+#[test]
+fn up_greets_a_first_run_with_a_landing_page_and_demo_flags() {
+    use serde_json::json;
+    let target = Target::Wasi;
+    let data = data_dir("first-run");
+    let up = |extra: &[&str]| {
+        let mut config = HostConfig::app(target, data.path());
+        config.subcommand = "up";
+        config.vars.clear();
+        config.args = extra.iter().map(|a| a.to_string()).collect();
+        Host::start(&config)
+    };
+    let evaluate = |host: &Host, flag: &str, user: &str| {
+        crate::harness::Reply::from(
+            crate::harness::client()
+                .post(&format!("{}/ofrep/v1/evaluate/flags/{flag}", host.url))
+                .header("content-type", "application/json")
+                .send(
+                    json!({"context": {"targetingKey": user}})
+                        .to_string()
+                        .as_bytes(),
+                )
+                .unwrap(),
+        )
+    };
+    let host = up(&[]);
+    let stderr = host.stderr_when(|log| log.contains("no admin yet"));
+    assert!(stderr.contains("seeded a demo flag set"), "{stderr}");
+    assert!(
+        stderr.contains("users add admin --role admin"),
+        "the first run says how to create the admin: {stderr}"
+    );
+    let home = get(&format!("{}/", host.url));
+    assert_eq!(home.status, 200, "{}", home.text());
+    assert!(
+        home.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for link in [
+        "href=\"/login\"",
+        "href=\"/app/\"",
+        "href=\"/admin/\"",
+        "href=\"/api/config\"",
+    ] {
+        assert!(home.text().contains(link), "the landing page links {link}");
+    }
+    assert_eq!(get(&format!("{}/static/home.js", host.url)).status, 200);
+    let mut variants = std::collections::BTreeSet::new();
+    for n in 0..40 {
+        let answer = evaluate(&host, "new-checkout", &format!("user-{n}"));
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json()["reason"], "SPLIT");
+        assert_eq!(answer.json()["metadata"]["demo"], true);
+        variants.insert(answer.json()["variant"].as_str().unwrap().to_string());
+    }
+    assert_eq!(variants.into_iter().collect::<Vec<_>>(), ["off", "on"]);
+    let banner = evaluate(&host, "maintenance-banner", "user-1").json();
+    assert_eq!(
+        (banner["value"].clone(), banner["variant"].clone()),
+        (json!(false), json!("hidden"))
+    );
+    drop(host);
+
+    // The operator's own set (empty) is never replaced by the demo.
+    let stored = crate::harness::portico_kv(
+        target,
+        data.path(),
+        &["set", "flags/definitions", r#"{"flags":{}}"#],
+    );
+    assert!(stored.status.success());
+    let host = up(&[]);
+    let config = get(&format!("{}/api/config", host.url)).json();
+    assert_eq!(config["flags"], json!({}), "{config}");
+    assert!(!host.stderr().contains("seeded a demo flag set"));
+    drop(host);
+
+    // `--no-demo`, and `portico serve`, on fresh folders: no flags.
+    // With an admin stored, `up` does not ask for one.
+    let fresh = data_dir("first-run-no-demo");
+    let added = users_add(
+        target,
+        fresh.path(),
+        &["--role", "admin"],
+        b"a-long-password\n",
+    );
+    assert!(added.status.success(), "{added:?}");
+    let mut config = HostConfig::app(target, fresh.path());
+    config.subcommand = "up";
+    config.vars.clear();
+    config.args = vec!["--no-demo".into()];
+    let host = Host::start(&config);
+    assert_eq!(
+        get(&format!("{}/api/config", host.url)).json()["flags"],
+        json!({})
+    );
+    assert!(!host.stderr().contains("no admin yet"), "{}", host.stderr());
+    drop(host);
+    let served = data_dir("first-run-serve");
+    let host = Host::start(&HostConfig::app(target, served.path()));
+    assert_eq!(
+        get(&format!("{}/api/config", host.url)).json()["flags"],
+        json!({})
+    );
+    assert!(
+        !host.stderr().contains("no admin yet"),
+        "only `up` prints the hint"
+    );
+}

@@ -147,6 +147,9 @@ pub struct HostConfig {
     pub data: PathBuf,
     /// Further `portico serve` arguments (e.g. `--schedule`).
     pub args: Vec<String>,
+    /// `serve`, or `up` (which also builds, publishes the pages and seeds a
+    /// fresh data folder).
+    pub subcommand: &'static str,
 }
 
 impl HostConfig {
@@ -159,6 +162,7 @@ impl HostConfig {
             vars: vec![("jwt_secret".into(), JWT_SECRET.into())],
             data: data.to_path_buf(),
             args: Vec::new(),
+            subcommand: "serve",
         }
     }
 
@@ -171,6 +175,7 @@ impl HostConfig {
             vars: vec![("api_token".into(), API_TOKEN.into())],
             data: data.to_path_buf(),
             args: Vec::new(),
+            subcommand: "serve",
         }
     }
 
@@ -179,7 +184,7 @@ impl HostConfig {
         command
             .arg("--workspace")
             .arg(workspace())
-            .arg("serve")
+            .arg(self.subcommand)
             .args([
                 "--target",
                 target_name(self.target),
