@@ -88,6 +88,8 @@ pub struct OriginResponse {
     pub delay: Duration,
     /// Close the connection without answering (a failed origin).
     pub drop_connection: bool,
+    /// Send no `Date` (otherwise one is added when the script sets none).
+    pub omit_date: bool,
 }
 
 impl OriginResponse {
@@ -98,6 +100,7 @@ impl OriginResponse {
             body: Vec::new(),
             delay: Duration::ZERO,
             drop_connection: false,
+            omit_date: false,
         }
     }
 
@@ -126,6 +129,12 @@ impl OriginResponse {
 
     pub fn delay(mut self, delay: Duration) -> OriginResponse {
         self.delay = delay;
+        self
+    }
+
+    /// Answers without a `Date` field (an origin without a clock).
+    pub fn without_date(mut self) -> OriginResponse {
+        self.omit_date = true;
         self
     }
 
@@ -541,7 +550,7 @@ fn serialize(request: &OriginRequest, response: &OriginResponse, close: bool) ->
     for (name, value) in &response.headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
-    if !response.has_header("date") {
+    if !response.has_header("date") && !response.omit_date {
         out.push_str(&format!("date: {}\r\n", http_date(SystemTime::now())));
     }
     if !bodiless && !response.has_header("content-length") {

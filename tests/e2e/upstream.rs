@@ -498,6 +498,10 @@ on_both_targets!(
     slow_origin_times_out_with_504,
     aggregation_is_concurrent_and_isolates_failures,
     admin_purges_by_url_and_by_prefix,
+    stored_responses_keep_their_content_length,
+    an_invalid_age_makes_the_stored_response_stale,
+    an_invalid_cdn_cache_control_is_ignored_as_a_whole,
+    a_304_updates_the_fields_it_carries_and_keeps_the_rest,
 );
 
 // ---------------------------------------------------------------------------
@@ -2030,4 +2034,293 @@ fn admin_purges_by_url_and_by_prefix(target: Target) {
         assert!(!status.hit(), "{language} variant purged: {}", status.raw);
     }
     assert_eq!(app.origin.count("/up/v"), 4);
+}
+
+// ---------------------------------------------------------------------------
+// Stored fields: framing, Age, targeted fields, freshening (RFC 9111 §3.2,
+// §4.3.4, §5.1; RFC 9213 §2.1)
+
+/// A raw `GET` (so the framing is visible) with `Connection: close`: the
+/// status, the fields and the body (de-chunked when chunked).
+fn raw_get(app: &App, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut stream = TcpStream::connect(app.authority()).expect("connect to the host");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        app.authority()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream
+        .take(16 << 20)
+        .read_to_end(&mut response)
+        .expect("read the response");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {:?}", String::from_utf8_lossy(&response)));
+    let text = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text}"));
+    let fields: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = response[split + 4..].to_vec();
+    if field(&fields, "transfer-encoding").is_some_and(|te| te.contains("chunked")) {
+        let (mut plain, mut rest) = (Vec::new(), body.as_slice());
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = std::str::from_utf8(&rest[..end]).unwrap_or("0");
+            let size = usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16)
+                .unwrap_or(0);
+            if size == 0 || rest.len() < end + 2 + size {
+                break;
+            }
+            plain.extend_from_slice(&rest[end + 2..end + 2 + size]);
+            rest = &rest[(end + 4 + size).min(rest.len())..];
+        }
+        body = plain;
+    }
+    (status, fields, body)
+}
+
+fn stored_responses_keep_their_content_length(target: Target) {
+    let app = start_cached(target, |r| match r.path() {
+        "/up/length" => {
+            if r.header("if-none-match")
+                .is_some_and(|v| v.contains("\"l1\""))
+            {
+                // Framing and coding fields a 304 must never change
+                // (RFC 9111 §3.2), next to one it does.
+                OriginResponse::new(304)
+                    .header("etag", "\"l1\"")
+                    .header("cache-control", "max-age=60")
+                    .header("content-length", "0")
+                    .header("content-encoding", "br")
+                    .header("content-range", "bytes 0-0/1")
+                    .header("x-version", "2")
+            } else {
+                cacheable("twelve bytes", "max-age=1")
+                    .header("etag", "\"l1\"")
+                    .header("x-version", "1")
+            }
+        }
+        _ => not_found(),
+    });
+    let (status, _, body) = raw_get(&app, "/up/length");
+    assert_eq!(status, 200);
+    assert_eq!(body, b"twelve bytes");
+
+    let (status, fields, body) = raw_get(&app, "/up/length");
+    assert_eq!(status, 200);
+    let cache_status = field(&fields, "cache-status").expect("Cache-Status");
+    assert!(cache_status.contains(";hit"), "{cache_status}");
+    assert_eq!(
+        field(&fields, "content-length"),
+        Some("12"),
+        "a hit keeps the stored Content-Length: {fields:?}"
+    );
+    assert_eq!(field(&fields, "transfer-encoding"), None, "{fields:?}");
+    assert_eq!(body, b"twelve bytes");
+    std::thread::sleep(PAST_MAX_AGE_1);
+
+    // Revalidated (the 304), then a hit on the refreshed entry: both keep
+    // the stored framing and coding.
+    for round in ["revalidated", "hit after the 304"] {
+        let (status, fields, body) = raw_get(&app, "/up/length");
+        assert_eq!(status, 200, "{round}");
+        let cache_status = field(&fields, "cache-status").expect("Cache-Status");
+        if round == "revalidated" {
+            assert!(
+                cache_status.contains("fwd=stale") && cache_status.contains("fwd-status=304"),
+                "{cache_status}"
+            );
+        } else {
+            assert!(cache_status.contains(";hit"), "{cache_status}");
+        }
+        assert_eq!(
+            field(&fields, "x-version"),
+            Some("2"),
+            "{round}: {fields:?}"
+        );
+        assert_eq!(
+            field(&fields, "content-length"),
+            Some("12"),
+            "{round}: {fields:?}"
+        );
+        assert_eq!(
+            field(&fields, "transfer-encoding"),
+            None,
+            "{round}: {fields:?}"
+        );
+        assert_eq!(
+            field(&fields, "content-encoding"),
+            None,
+            "{round}: {fields:?}"
+        );
+        assert_eq!(field(&fields, "content-range"), None, "{round}: {fields:?}");
+        assert_eq!(body, b"twelve bytes", "{round}");
+    }
+    assert_eq!(app.origin.count("/up/length"), 2);
+}
+
+fn an_invalid_age_makes_the_stored_response_stale(target: Target) {
+    let app = start_cached(target, |r| {
+        if r.header("if-none-match")
+            .is_some_and(|v| v.contains("\"a1\""))
+        {
+            // First-hand from the origin: no Age.
+            return OriginResponse::new(304)
+                .header("etag", "\"a1\"")
+                .header("cache-control", "max-age=600");
+        }
+        let response =
+            cacheable(format!("{} #{}", r.path(), r.nth), "max-age=600").header("etag", "\"a1\"");
+        match r.path() {
+            "/up/age-list" => response.header("age", "old, 0"),
+            "/up/age-twice" => response.header("age", "1").header("age", "1"),
+            "/up/age-negative" => response.header("age", "-1"),
+            _ => not_found(),
+        }
+    });
+    for path in ["/up/age-list", "/up/age-twice", "/up/age-negative"] {
+        let (first, status) = app.get(path);
+        assert_eq!(first.text(), format!("{path} #1"));
+        assert!(status.stored(), "{path}: {}", status.raw);
+
+        // Stale despite max-age=600: revalidated before it is used.
+        let (second, status) = app.get(path);
+        assert_eq!(second.status, 200, "{path}");
+        assert_eq!(second.text(), format!("{path} #1"));
+        status.assert_forwarded("stale", 304);
+        assert_eq!(app.origin.count(path), 2, "{path}");
+        let seen = app.origin.last(path);
+        assert!(
+            seen.header("if-none-match")
+                .is_some_and(|v| v.contains("\"a1\"")),
+            "{path}: {:?}",
+            seen.headers
+        );
+
+        // The 304 carried no Age: the refreshed entry is fresh.
+        let (third, status) = app.get(path);
+        assert_eq!(third.text(), format!("{path} #1"));
+        status.assert_hit();
+        status.assert_ttl_within(590, 600);
+        assert_eq!(app.origin.count(path), 2, "{path}");
+    }
+}
+
+fn an_invalid_cdn_cache_control_is_ignored_as_a_whole(target: Target) {
+    let app = start_cached(target, |r| {
+        let response = OriginResponse::ok(format!("#{}", r.nth));
+        match r.path() {
+            // Invalid (a trailing comma): Cache-Control's no-store applies.
+            "/up/cdn-bad-comma" => response
+                .header("cache-control", "no-store")
+                .header("cdn-cache-control", "max-age=60,"),
+            // Invalid (an upper-case key), though it starts with a valid
+            // member: none of it applies, Cache-Control's max-age does.
+            "/up/cdn-bad-key" => response
+                .header("cache-control", "max-age=60")
+                .header("cdn-cache-control", "no-store, Max-Age=0"),
+            // One valid line and one invalid: the field is their
+            // combination, invalid as a whole.
+            "/up/cdn-bad-line" => response
+                .header("cache-control", "max-age=60")
+                .header("cdn-cache-control", "no-store")
+                .header("cdn-cache-control", "max-age=(1"),
+            // Not a Structured Field at all.
+            "/up/cdn-bad-syntax" => response
+                .header("cache-control", "max-age=60")
+                .header("cdn-cache-control", "private; max-age = 0"),
+            _ => not_found(),
+        }
+    });
+    let (_, status) = app.get("/up/cdn-bad-comma");
+    assert!(!status.stored(), "{}", status.raw);
+    let (second, status) = app.get("/up/cdn-bad-comma");
+    assert_eq!(second.text(), "#2");
+    status.assert_forwarded("uri-miss", 200);
+
+    for path in ["/up/cdn-bad-key", "/up/cdn-bad-line", "/up/cdn-bad-syntax"] {
+        let (first, status) = app.get(path);
+        assert_eq!(first.text(), "#1", "{path}");
+        assert!(status.stored(), "{path}: {}", status.raw);
+        status.assert_ttl_within(55, 60);
+        let (second, status) = app.get(path);
+        assert_eq!(second.text(), "#1", "{path}");
+        status.assert_hit();
+        assert_eq!(app.origin.count(path), 1, "{path}");
+    }
+}
+
+fn a_304_updates_the_fields_it_carries_and_keeps_the_rest(target: Target) {
+    // Generated an hour ago: stale at once, whatever its max-age=1.
+    let old_date = http_date(SystemTime::now() - Duration::from_secs(3600));
+    let stored_date = old_date.clone();
+    let app = start_cached(target, move |r| {
+        if r.header("if-none-match")
+            .is_some_and(|v| v.contains("\"f1\""))
+        {
+            // No Date (RFC 9110 §6.6.1: the cache stamps its receipt).
+            return OriginResponse::new(304)
+                .header("etag", "\"f1\"")
+                .header("cache-control", "max-age=60")
+                .header("x-changed", "new")
+                .header("x-added", "yes")
+                .without_date();
+        }
+        cacheable("kept body", "max-age=1")
+            .header("date", stored_date.clone())
+            .header("etag", "\"f1\"")
+            .header("last-modified", LAST_MODIFIED)
+            .header("x-kept", "stored")
+            .header("x-changed", "old")
+            .header("x-changed", "older")
+    });
+    let (first, status) = app.get("/up/refresh");
+    assert_eq!(first.text(), "kept body");
+    assert!(status.stored(), "{}", status.raw);
+
+    let (second, status) = app.get("/up/refresh");
+    status.assert_forwarded("stale", 304);
+    assert_eq!(second.status, 200, "the client did not ask conditionally");
+    assert_eq!(second.text(), "kept body");
+    let fields = &second.headers;
+    // Carried by the 304: replaced or added.
+    assert_eq!(second.header("x-changed"), Some("new"), "{fields:?}");
+    assert_eq!(second.header("x-added"), Some("yes"), "{fields:?}");
+    assert_eq!(second.header("cache-control"), Some("max-age=60"));
+    assert_eq!(second.header("etag"), Some("\"f1\""));
+    // Not carried by it: kept from the stored response.
+    assert_eq!(second.header("x-kept"), Some("stored"), "{fields:?}");
+    assert_eq!(second.header("content-type"), Some("text/plain"));
+    assert_eq!(second.header("last-modified"), Some(LAST_MODIFIED));
+    assert_ne!(
+        second.header("date"),
+        Some(old_date.as_str()),
+        "the 304's receipt time replaces the stored Date"
+    );
+    let changed: Vec<&str> = second
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("x-changed"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(changed, ["new"], "every stored x-changed line replaced");
+
+    // Fresh for the 304's max-age=60, counted from its receipt.
+    let (third, status) = app.get("/up/refresh");
+    status.assert_hit();
+    status.assert_ttl_within(50, 60);
+    assert_eq!(third.header("x-changed"), Some("new"));
+    assert_eq!(third.header("x-kept"), Some("stored"));
+    assert_eq!(app.origin.count("/up/refresh"), 2);
 }

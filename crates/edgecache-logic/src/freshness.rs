@@ -31,8 +31,18 @@
 //!   takes the status as well as the headers.
 //! * `Expires` without a usable `Date` gives lifetime 0 (stale); callers should
 //!   [`stamp_date`] at receipt. Expires - Date is capped at 2^31 s.
-//! * Duplicate `Date`/`Expires`/`Last-Modified`/`Age` lines: the first line is
-//!   used (RFC 9111 4.2.1); an invalid `Age` is ignored (0).
+//! * Duplicate `Date`/`Expires`/`Last-Modified` lines: the first line is
+//!   used (RFC 9111 4.2.1).
+//! * `Age` ([`age_is_invalid`]): anything but one field line holding one
+//!   delta-seconds (`Age: old, 0`, `Age: -1`, two `Age` lines) makes the
+//!   response stale: its freshness lifetime is 0, so it is revalidated
+//!   before use (and may still be served stale where the directives allow).
+//!   RFC 9111 5.1 has a cache use the first member of a list-based value and
+//!   ignore an invalid one; we take the stricter reading 4.2.1 encourages
+//!   ("consider responses that have invalid freshness information ... to be
+//!   stale"): an Age we cannot trust could hide any amount of age, and a
+//!   revalidation is always allowed. [`current_age`] itself still reads the
+//!   first line (0 when invalid), for the `Age` the cache sends on.
 //! * Directive conflicts resolve to the most restrictive (RFC 9111 4.2.1):
 //!   response `no-cache` and request `no-cache` always give
 //!   [`Freshness::MustRevalidate`], even with `stale-if-error`.
@@ -199,7 +209,8 @@ fn vary_star(headers: &[(String, String)]) -> bool {
 }
 
 /// RFC 9111 4.2.1 / 4.2.2 for a shared cache. `None`: no explicit lifetime and
-/// no heuristic applies.
+/// no heuristic applies. `Some(0)` when the response's `Age` is invalid
+/// ([`age_is_invalid`]): such a response is stale.
 pub fn freshness_lifetime(status: u16, response_headers: &[(String, String)]) -> Option<u64> {
     lifetime_with(
         &response_directives(response_headers),
@@ -208,7 +219,32 @@ pub fn freshness_lifetime(status: u16, response_headers: &[(String, String)]) ->
     )
 }
 
+/// RFC 9111 5.1: `Age = delta-seconds`, a singleton. True when the response
+/// has `Age` field lines that are not exactly one valid delta-seconds (a
+/// list, a second line, a sign, text, an empty value); such a response is
+/// treated as stale (freshness lifetime 0).
+pub fn age_is_invalid(response_headers: &[(String, String)]) -> bool {
+    let mut lines = util::values(response_headers, "age");
+    match (lines.next(), lines.next()) {
+        (None, _) => false,
+        (Some(value), None) => {
+            util::parse_delta_seconds(value.trim_matches(|c| c == ' ' || c == '\t')).is_none()
+        }
+        (Some(_), Some(_)) => true,
+    }
+}
+
+/// The freshness lifetime, 0 when the `Age` is invalid ([`age_is_invalid`]).
 fn lifetime_with(
+    rd: &ResponseDirectives,
+    status: u16,
+    headers: &[(String, String)],
+) -> Option<u64> {
+    let lifetime = declared_lifetime(rd, status, headers)?;
+    Some(if age_is_invalid(headers) { 0 } else { lifetime })
+}
+
+fn declared_lifetime(
     rd: &ResponseDirectives,
     status: u16,
     headers: &[(String, String)],
@@ -359,5 +395,103 @@ pub fn evaluate(stored: &StoredMeta, request_headers: &[(String, String)], now: 
         within_swr,
         within_sie,
         within_max_stale,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: u64 = 1_700_000_000;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn stored(headers: &[(&str, &str)]) -> StoredMeta {
+        let mut headers = h(headers);
+        headers.push(("date".into(), util::format_http_date(T)));
+        StoredMeta {
+            status: 200,
+            response_headers: headers,
+            request_time: T,
+            response_time: T,
+        }
+    }
+
+    #[test]
+    fn age_must_be_one_delta_seconds_line() {
+        for ok in [
+            vec![],
+            vec![("age", "0")],
+            vec![("age", "30")],
+            vec![("age", " 7 ")],
+        ] {
+            assert!(!age_is_invalid(&h(&ok)), "{ok:?}");
+        }
+        for bad in [
+            vec![("age", "old, 0")],
+            vec![("age", "7, 1000")],
+            vec![("age", "-1")],
+            vec![("age", "1.5")],
+            vec![("age", "")],
+            vec![("age", "0"), ("age", "0")],
+            vec![("Age", "1"), ("age", "2")],
+        ] {
+            assert!(age_is_invalid(&h(&bad)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_age_makes_a_fresh_response_stale() {
+        let none = h(&[]);
+        for age in [
+            vec![("age", "old, 0")],
+            vec![("age", "0"), ("age", "0")],
+            vec![("age", "-5")],
+        ] {
+            let mut fields = vec![("cache-control", "max-age=600"), ("etag", "\"a\"")];
+            fields.extend(age.iter().copied());
+            let meta = stored(&fields);
+            assert_eq!(
+                freshness_lifetime(200, &meta.response_headers),
+                Some(0),
+                "{age:?}"
+            );
+            assert!(
+                matches!(evaluate(&meta, &none, T + 1), Freshness::Stale { .. }),
+                "{age:?}: {:?}",
+                evaluate(&meta, &none, T + 1)
+            );
+        }
+        // With must-revalidate it cannot even be served stale.
+        let meta = stored(&[
+            ("cache-control", "max-age=600, must-revalidate"),
+            ("age", "old, 0"),
+        ]);
+        assert_eq!(evaluate(&meta, &none, T + 1), Freshness::MustRevalidate);
+        // Within stale-while-revalidate it is still served, then revalidated.
+        let meta = stored(&[
+            ("cache-control", "max-age=600, stale-while-revalidate=60"),
+            ("age", "x"),
+        ]);
+        assert!(matches!(
+            evaluate(&meta, &none, T + 1),
+            Freshness::Stale {
+                within_swr: true,
+                ..
+            }
+        ));
+        // A valid Age still only counts against freshness.
+        let meta = stored(&[("cache-control", "max-age=600"), ("age", "30")]);
+        assert_eq!(
+            evaluate(&meta, &none, T + 1),
+            Freshness::Fresh { age: 31, ttl: 569 }
+        );
+        // No lifetime stays no lifetime.
+        assert_eq!(freshness_lifetime(200, &h(&[("age", "x")])), None);
     }
 }

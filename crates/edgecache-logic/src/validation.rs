@@ -21,10 +21,26 @@
 //!   `Connection` and the fields it names, `Keep-Alive`, `TE`, `Trailer`,
 //!   `Upgrade`, `Proxy-Connection`), proxy-specific fields (3.1:
 //!   `Proxy-Authenticate`, `Proxy-Authentication-Info`,
-//!   `Proxy-Authorization`), and `Content-Encoding` (the stored body bytes
-//!   depend on it: 3.2 "fields the stored response depends upon"). Replaced
-//!   fields take the position of their first stored occurrence; new fields are
-//!   appended. Callers then reset request/response times to the 304's.
+//!   `Proxy-Authorization`), `Content-Encoding` (the stored body bytes
+//!   depend on it: 3.2 "fields the stored response depends upon") and
+//!   `Content-Range` (3.2: processed by the recipient; it describes the
+//!   bytes of the message that carries it, never the stored ones). Every
+//!   line of a replaced field goes; the new lines take the position of its
+//!   first stored occurrence; new fields are appended; fields the 304 does
+//!   not carry are kept.
+//! * [`freshen`] is what a cache applies: [`merge_304`] with the new
+//!   response's `Date` and `Age` taken as a pair. A 304 without a valid
+//!   `Date` gets its receipt time (RFC 9110 6.6.1) rather than keeping the
+//!   stored, older one; a 304 without `Age` came first-hand from the origin,
+//!   so the stored `Age` (which described the old message) goes. Otherwise
+//!   the refreshed entry would inherit the old message's age and could be
+//!   stale, or (with an invalid `Age`) never fresh again, right after a
+//!   successful validation. Callers reset request/response times to the
+//!   304's.
+//! * [`stored_content_length`]: a stored response keeps its
+//!   `Content-Length` (RFC 9110 8.6), which always states the stored body's
+//!   length: the origin's line when it does, else one computed from the
+//!   body (a chunked origin response); none on 1xx/204.
 //! * [`selects_for_update`] follows 4.3.4 for one stored response: strong
 //!   ETag must match strongly, weak ETag weakly, else Last-Modified must be
 //!   equal; a 304 carrying no validator at all answers the conditional request
@@ -41,10 +57,12 @@
 
 use crate::util;
 
-/// Framing, hop-by-hop and proxy-specific fields never taken from a 304.
+/// Framing, coding, hop-by-hop and proxy-specific fields never taken from a
+/// 304 (RFC 9111 3.1, 3.2).
 const NOT_UPDATED: &[&str] = &[
     "content-length",
     "content-encoding",
+    "content-range",
     "transfer-encoding",
     "connection",
     "keep-alive",
@@ -217,6 +235,55 @@ pub fn merge_304(
         if !emitted.contains(&name.as_str()) {
             out.extend(lines_of(name));
         }
+    }
+    out
+}
+
+/// Stored headers freshened by the response to a validation request (a
+/// `304`) received at `response_time` (unix seconds): [`merge_304`], with
+/// the new response's `Date` (its own, or `response_time` when it has no
+/// valid one) and its `Age` (none when it has none) replacing the stored
+/// ones.
+pub fn freshen(
+    stored_headers: &[(String, String)],
+    not_modified_headers: &[(String, String)],
+    response_time: u64,
+) -> Vec<(String, String)> {
+    let update = crate::freshness::stamp_date(not_modified_headers, response_time);
+    let mut merged = merge_304(stored_headers, &update);
+    if !util::has(&update, "age") {
+        merged.retain(|(n, _)| !n.eq_ignore_ascii_case("age"));
+    }
+    merged
+}
+
+/// The headers of a stored response whose content is `body_len` bytes,
+/// with a `Content-Length` that says so (RFC 9110 8.6): a single origin
+/// line that already does is kept where it is; otherwise every
+/// `Content-Length` line is replaced by one computed from the body. 1xx and
+/// 204 responses get none.
+pub fn stored_content_length(
+    headers: &[(String, String)],
+    status: u16,
+    body_len: usize,
+) -> Vec<(String, String)> {
+    let wanted = body_len.to_string();
+    let bodiless = matches!(status, 100..=199 | 204);
+    let mut lines = util::values(headers, "content-length");
+    let kept = match (lines.next(), lines.next()) {
+        (Some(only), None) => only.trim_matches(|c| c == ' ' || c == '\t') == wanted,
+        _ => false,
+    };
+    if kept && !bodiless {
+        return headers.to_vec();
+    }
+    let mut out: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length"))
+        .cloned()
+        .collect();
+    if !bodiless {
+        out.push(("content-length".to_string(), wanted));
     }
     out
 }
@@ -462,6 +529,116 @@ fn remove_dot_segments(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_304_never_changes_framing_coding_or_range_fields() {
+        let stored = h(&[
+            ("content-type", "text/plain"),
+            ("content-length", "12"),
+            ("etag", "\"a\""),
+            ("x-version", "1"),
+        ]);
+        let not_modified = h(&[
+            ("content-length", "0"),
+            ("content-encoding", "br"),
+            ("transfer-encoding", "chunked"),
+            ("content-range", "bytes 0-0/1"),
+            ("etag", "\"a\""),
+            ("x-version", "2"),
+        ]);
+        assert_eq!(
+            merge_304(&stored, &not_modified),
+            h(&[
+                ("content-type", "text/plain"),
+                ("content-length", "12"),
+                ("etag", "\"a\""),
+                ("x-version", "2"),
+            ])
+        );
+        // A Content-Range stored with the response stays as stored.
+        let ranged = h(&[("content-range", "bytes 0-11/12"), ("etag", "\"a\"")]);
+        assert_eq!(merge_304(&ranged, &not_modified)[0], ranged[0]);
+    }
+
+    #[test]
+    fn freshening_takes_the_new_fields_and_keeps_the_others() {
+        const T: u64 = 1_700_000_000;
+        let old = util::format_http_date(T - 3600);
+        let stored = h(&[
+            ("date", &old),
+            ("age", "30"),
+            ("cache-control", "max-age=1"),
+            ("x-changed", "old"),
+            ("x-kept", "stored"),
+            ("x-changed", "older"),
+            ("content-length", "12"),
+        ]);
+        // No Date, no Age: first-hand from the origin, received at T.
+        let not_modified = h(&[
+            ("cache-control", "max-age=60"),
+            ("x-changed", "new"),
+            ("x-added", "yes"),
+            ("content-length", "0"),
+        ]);
+        assert_eq!(
+            freshen(&stored, &not_modified, T),
+            h(&[
+                ("date", &util::format_http_date(T)),
+                ("cache-control", "max-age=60"),
+                ("x-changed", "new"),
+                ("x-kept", "stored"),
+                ("content-length", "12"),
+                ("x-added", "yes"),
+            ])
+        );
+        // The 304's own Date and Age win when it has them.
+        let date = util::format_http_date(T - 5);
+        let not_modified = h(&[("date", &date), ("age", "4")]);
+        let merged = freshen(&stored, &not_modified, T);
+        assert_eq!(util::first(&merged, "date"), Some(date.as_str()));
+        assert_eq!(util::values(&merged, "age").collect::<Vec<_>>(), ["4"]);
+        assert_eq!(util::first(&merged, "x-changed"), Some("old"));
+        // An invalid Date in the 304 is replaced by the receipt time.
+        let merged = freshen(&stored, &h(&[("date", "0")]), T);
+        assert_eq!(
+            util::first(&merged, "date"),
+            Some(util::format_http_date(T).as_str())
+        );
+    }
+
+    #[test]
+    fn stored_responses_keep_a_content_length_that_states_the_body() {
+        let with = |v: &str| h(&[("content-type", "text/plain"), ("content-length", v)]);
+        assert_eq!(stored_content_length(&with("12"), 200, 12), with("12"));
+        // Chunked at the origin: computed from the body.
+        assert_eq!(
+            stored_content_length(&h(&[("etag", "\"a\"")]), 200, 12),
+            h(&[("etag", "\"a\""), ("content-length", "12")])
+        );
+        // A line that does not state the body is replaced, duplicates too.
+        assert_eq!(
+            stored_content_length(&with("99"), 200, 12),
+            h(&[("content-type", "text/plain"), ("content-length", "12")])
+        );
+        let twice = h(&[("content-length", "12"), ("content-length", "12")]);
+        assert_eq!(
+            stored_content_length(&twice, 200, 12),
+            h(&[("content-length", "12")])
+        );
+        // RFC 9110 8.6: never on a 204.
+        assert_eq!(
+            stored_content_length(&with("0"), 204, 0),
+            h(&[("content-type", "text/plain")])
+        );
+        assert_eq!(stored_content_length(&h(&[]), 204, 0), h(&[]));
+    }
 
     #[test]
     fn rfc3986_examples() {

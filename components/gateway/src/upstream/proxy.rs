@@ -152,15 +152,16 @@ fn passed_on(fetched: Fetched, head: bool, status: CacheStatus) -> Response {
     }
 }
 
-/// The stored response as the client gets it: `Age` set, and a `304` when
-/// the client's own validators match.
+/// The stored response as the client gets it: with its `Content-Length`
+/// (so not chunked), `Age` set, and a `304` when the client's own
+/// validators match.
 fn from_cache(entry: &Entry, request: &Request, age: u64, status: CacheStatus) -> Response {
-    let mut headers: Vec<(String, String)> = entry
-        .headers
-        .iter()
-        .filter(|(n, _)| n != "age" && n != "content-length")
-        .cloned()
-        .collect();
+    // Entries stored before they kept their Content-Length get one too.
+    let mut headers: Vec<(String, String)> =
+        validation::stored_content_length(&entry.headers, entry.status, entry.body.len())
+            .into_iter()
+            .filter(|(n, _)| n != "age")
+            .collect();
     headers.push(("age".into(), age.to_string()));
     headers.push(status_header(&status));
     if client_validators_match(entry.status, &headers, request) {
@@ -212,8 +213,13 @@ pub fn storable_entry(
         .map(|(_, v)| v.clone())
         .collect();
     let secondary = vary::secondary_key(&vary_lines, &outgoing.headers)?;
+    // The stored response keeps its Content-Length (the whole body is here).
     let headers = freshness::stamp_date(
-        &validation::strip_unstorable(&forward::response_headers(&fetched.headers)),
+        &validation::stored_content_length(
+            &validation::strip_unstorable(&forward::end_to_end(&fetched.headers)),
+            fetched.status,
+            fetched.body.len(),
+        ),
         response_time,
     );
     Some(Entry {
@@ -273,10 +279,12 @@ fn revalidate(
     let fetched = fetch(route, &conditional)?;
     if fetched.status == 304 && validation::selects_for_update(&entry.headers, &fetched.headers) {
         let now = now_secs();
+        // Fields the 304 carries replace the stored ones, except framing and
+        // coding (Content-Length, Content-Encoding, Content-Range, ...); the
+        // rest are kept; Date and Age are the 304's (RFC 9111 3.2, 4.3.4).
         let updates = validation::strip_unstorable(&forward::response_headers(&fetched.headers));
         let mut refreshed = entry.clone();
-        refreshed.headers =
-            freshness::stamp_date(&validation::merge_304(&entry.headers, &updates), now);
+        refreshed.headers = validation::freshen(&entry.headers, &updates, now);
         refreshed.request_time = request_time;
         refreshed.response_time = now;
         cache::store(&refreshed);
