@@ -589,6 +589,34 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_targeted_field_is_ignored_as_a_whole() {
+        let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        for targeted in [
+            vec!["no-store, Max-Age=0"],
+            vec!["no-store", "max-age=(1"],
+            vec!["private; max-age = 0"],
+            vec!["no-store,"],
+        ] {
+            let mut headers = h(&[("cache-control", "max-age=60")]);
+            headers.extend(
+                targeted
+                    .iter()
+                    .map(|v| ("cdn-cache-control".to_string(), v.to_string())),
+            );
+            let rd = response_directives(&headers);
+            assert_eq!(rd.source, PolicySource::CacheControl, "{targeted:?}");
+            assert_eq!(rd.cc.max_age, Some(60), "{targeted:?}");
+            assert!(!rd.cc.no_store && !rd.cc.private, "{targeted:?}");
+            assert!(rd.expires_applies());
+        }
+    }
+
+    #[test]
     fn sf_dictionary_validity() {
         for ok in [
             "max-age=60",
