@@ -811,6 +811,65 @@ fn role_and_password_changes_and_revocation_end_live_sessions(target: Target) {
     assert_eq!(app.user_with_bearer(&carol).json()["roles"], json!([]));
     call("GET", "/admin/flags", &carol, None).assert_problem(403, "forbidden");
 
+    // Roles changed without the password (PATCH): listed at once, the
+    // earlier session ends, the password still works.
+    let patched = call(
+        "PATCH",
+        "/admin/users/carol",
+        &admin,
+        Some(json!({"roles": ["editor", "viewer"]})),
+    );
+    assert_eq!(patched.status, 204, "{}", patched.text());
+    app.user_with_bearer(&carol)
+        .assert_problem(401, "invalid-token");
+    let carol = app.session("carol", "carol-password-1");
+    assert_eq!(
+        app.user_with_bearer(&carol).json()["roles"],
+        json!(["editor", "viewer"])
+    );
+    let listed = call("GET", "/admin/users", &admin, None);
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.header("cache-control"), Some("no-store"));
+    let users = listed.json()["users"].as_array().unwrap().clone();
+    let names: Vec<&str> = users.iter().map(|u| u["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "in name order");
+    assert!(
+        names.contains(&ADMIN) && names.contains(&"carol"),
+        "{names:?}"
+    );
+    let carol_listed = users.iter().find(|u| u["name"] == "carol").unwrap();
+    assert_eq!(carol_listed["roles"], json!(["editor", "viewer"]));
+    assert!(
+        carol_listed["created"]
+            .as_u64()
+            .is_some_and(|t| t > 1_600_000_000)
+    );
+    assert!(
+        !listed.text().contains("pbkdf2") && users.iter().all(|u| u.get("password").is_none()),
+        "no password hash is listed: {}",
+        listed.text()
+    );
+    call("GET", "/admin/users", &carol, None).assert_problem(403, "forbidden");
+    call(
+        "PATCH",
+        "/admin/users/nobody",
+        &admin,
+        Some(json!({"roles": []})),
+    )
+    .assert_problem(404, "not-found");
+    call(
+        "PATCH",
+        "/admin/users/carol",
+        &admin,
+        Some(json!({"roles": ["Bad Role"]})),
+    )
+    .assert_problem(400, "bad-request");
+    call("PATCH", "/admin/users/carol", &admin, Some(json!({}))).assert_problem(400, "bad-request");
+    put_carol(json!([]), "carol-password-1");
+    let carol = app.session("carol", "carol-password-1");
+
     // A password change ends sessions too.
     put_carol(json!([]), "carol-password-2");
     app.user_with_bearer(&carol)

@@ -72,6 +72,14 @@ impl Guest for Auth {
         users::put(&settings, &username, &password, &roles)
     }
 
+    fn list_users() -> Result<String, Problem> {
+        users::list()
+    }
+
+    fn set_roles(username: String, roles: Vec<String>) -> Result<(), Problem> {
+        users::set_roles(&username, &roles)
+    }
+
     fn revoke_sessions(username: String) -> Result<(), Problem> {
         users::check_existing(&username)?;
         sessions::bump_generation(&username)

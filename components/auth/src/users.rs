@@ -118,13 +118,40 @@ pub fn delete(name: &str) -> Result<(), Problem> {
     kv::delete(&User::key(name)).map_err(storage)
 }
 
-/// The public part of a user record.
-pub fn profile(name: &str) -> Result<String, Problem> {
-    let user = load(name)?.ok_or_else(|| no_such_user(name))?;
-    Ok(serde_json::json!({
+fn public(user: &User) -> serde_json::Value {
+    serde_json::json!({
         "name": user.name,
         "roles": user.roles,
         "created": user.created,
     })
-    .to_string())
+}
+
+/// The public part of a user record.
+pub fn profile(name: &str) -> Result<String, Problem> {
+    let user = load(name)?.ok_or_else(|| no_such_user(name))?;
+    Ok(public(&user).to_string())
+}
+
+/// The public part of every user record, in name order (the KV store lists
+/// keys in byte order).
+pub fn list() -> Result<String, Problem> {
+    let prefix = portico_auth_logic::user::KEY_PREFIX;
+    let mut users = Vec::new();
+    for key in kv::list_keys(prefix).map_err(storage)? {
+        // Deleted between listing and loading: just gone.
+        if let Some(user) = load(&key[prefix.len()..])? {
+            users.push(public(&user));
+        }
+    }
+    Ok(serde_json::Value::Array(users).to_string())
+}
+
+/// Replaces a user's roles and ends the sessions issued under the old ones.
+pub fn set_roles(name: &str, roles: &[String]) -> Result<(), Problem> {
+    check_name(name)?;
+    check_roles(roles)?;
+    let mut user = load(name)?.ok_or_else(|| no_such_user(name))?;
+    user.roles = roles.to_vec();
+    store(&user)?;
+    crate::sessions::bump_generation(name)
 }

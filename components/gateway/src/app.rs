@@ -137,9 +137,19 @@ fn routes() -> Router {
             handler: flags::admin_delete_override,
         },
         Route {
+            method: "GET",
+            pattern: Pattern::Exact("/admin/users"),
+            handler: admin::list_users,
+        },
+        Route {
             method: "PUT",
             pattern: Pattern::Prefix("/admin/users/"),
             handler: admin::put_user,
+        },
+        Route {
+            method: "PATCH",
+            pattern: Pattern::Prefix("/admin/users/"),
+            handler: admin::patch_user,
         },
         Route {
             method: "DELETE",

@@ -14,6 +14,19 @@ fn json_body(request: &Request) -> Result<serde_json::Map<String, Value>, Proble
     }
 }
 
+/// The `"roles"` member of an admin request body (absent: none).
+fn roles(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, Problem> {
+    match body.get("roles") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|r| r.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Problem::bad_request("\"roles\" must be a list of strings")),
+        Some(_) => Err(Problem::bad_request("\"roles\" must be a list of strings")),
+    }
+}
+
 /// `PUT /admin/users/{name}` with `{"password": "...", "roles": ["admin"]}`.
 pub fn put_user(request: &Request) -> Result<Response, Problem> {
     let name = request.path.trim_start_matches("/admin/users/");
@@ -22,17 +35,27 @@ pub fn put_user(request: &Request) -> Result<Response, Problem> {
         .get("password")
         .and_then(Value::as_str)
         .ok_or_else(|| Problem::bad_request("needs a string \"password\""))?;
-    let roles = match body.get("roles") {
-        None => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|r| r.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Problem::bad_request("\"roles\" must be a list of strings"))?,
-        Some(_) => return Err(Problem::bad_request("\"roles\" must be a list of strings")),
-    };
-    sessions::put_user(name, password, &roles).map_err(Problem::from)?;
+    sessions::put_user(name, password, &roles(&body)?).map_err(Problem::from)?;
     Ok(Response::new(204))
+}
+
+/// `PATCH /admin/users/{name}` with `{"roles": [...]}`: new roles, same
+/// password; the user's earlier sessions end.
+pub fn patch_user(request: &Request) -> Result<Response, Problem> {
+    let name = request.path.trim_start_matches("/admin/users/");
+    let body = json_body(request)?;
+    if !body.contains_key("roles") {
+        return Err(Problem::bad_request("needs \"roles\", a list of strings"));
+    }
+    sessions::set_roles(name, &roles(&body)?).map_err(Problem::from)?;
+    Ok(Response::new(204))
+}
+
+/// `GET /admin/users`: every user with their roles, in name order.
+pub fn list_users(_request: &Request) -> Result<Response, Problem> {
+    let users = sessions::list_users().map_err(Problem::from)?;
+    Ok(Response::json(200, format!("{{\"users\":{users}}}"))
+        .with_header("cache-control", "no-store"))
 }
 
 /// `DELETE /admin/users/{name}` removes the user;
