@@ -12,6 +12,8 @@
 # Rows:
 #   upload of a BIG_MIB asset        peak host RSS over idle during the PUT
 #   8 clients x 256 MiB download     peak host RSS over idle while all 8 run
+#   8 clients x BIG_MIB proxied      the same, through an upstream route to nginx
+#                                    (not cached: larger than an entry may be)
 #   first byte of a 256 MiB asset    median of 5 curl time_starttransfer
 #   GET 1 MiB (wrk)                  portico req/s over nginx req/s
 set -euo pipefail
@@ -32,15 +34,20 @@ KEEP_LOG="${KEEP_LOG:-}"
 mkdir -p "$WORK/www/bench"
 head -c 1048576 /dev/urandom >"$WORK/www/bench/f1m.bin"
 head -c $((256 << 20)) /dev/urandom >"$WORK/f256m.bin"
-head -c $((BIG_MIB << 20)) /dev/urandom >"$WORK/big.bin"
+head -c $((BIG_MIB << 20)) /dev/urandom >"$WORK/www/bench/big.bin"
+
+start_nginx "$WORK/www"
+wait_for "$NGINX_URL/bench/f1m.bin" "$WORK/nginx/error.log" nginx
 
 SECRET="bench-secret-0123456789abcdef0123456789abcdef"
 ADMIN_PASSWORD="bench-admin-password"
 PORT_PORTICO="$(free_port)"
 "$PORTICO" serve --target "$TARGET" --listen "127.0.0.1:$PORT_PORTICO" --data "$WORK/data" \
   --var jwt_secret="$SECRET" --var bootstrap_admin="root:$ADMIN_PASSWORD" \
-  --var rate_limit_policies="default=1000000/1s" \
-  --var assets_max_object_bytes=$(((BIG_MIB + 1) << 20)) >"$WORK/portico.log" 2>&1 &
+  --var rate_limit_policies="default=1000000/1s" --response-timeout 30m \
+  --var assets_max_object_bytes=$(((BIG_MIB + 1) << 20)) \
+  --var upstreams="{\"routes\":[{\"name\":\"origin\",\"prefix\":\"/origin/\",\"origin\":\"$NGINX_URL\",\"strip_prefix\":true}]}" \
+  >"$WORK/portico.log" 2>&1 &
 HOST_PID=$!
 PIDS+=("$HOST_PID")
 PORTICO_URL="http://127.0.0.1:$PORT_PORTICO"
@@ -62,7 +69,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 idle="$(rss_now "$HOST_PID")"
 start_rss "$HOST_PID"
 started="$(date +%s.%N)"
-upload "$WORK/big.bin" bench/big.bin
+upload "$WORK/www/bench/big.bin" bench/big.bin
 ended="$(date +%s.%N)"
 stop_rss
 UPLOAD_GROWTH="$(mib $((RSS_PEAK - idle)))"
@@ -86,6 +93,22 @@ done
 DOWNLOAD_GROWTH="$(mib $((RSS_PEAK - idle)))"
 echo "measured: 8 x 256 MiB downloads" >&2
 
+# 8 concurrent downloads of the big file proxied from nginx, each checked whole.
+want="$(sha256sum "$WORK/www/bench/big.bin" | cut -d' ' -f1)"
+idle="$(rss_now "$HOST_PID")"
+start_rss "$HOST_PID"
+for i in 1 2 3 4 5 6 7 8; do
+  (curl -fsS --max-time 900 "$PORTICO_URL/origin/bench/big.bin" | sha256sum >"$WORK/p$i") &
+  DOWNLOADS[$i]=$!
+done
+for i in 1 2 3 4 5 6 7 8; do wait "${DOWNLOADS[$i]}"; done
+stop_rss
+for i in 1 2 3 4 5 6 7 8; do
+  [ "$(cut -d' ' -f1 "$WORK/p$i")" = "$want" ] || { echo "proxied download $i differs" >&2; exit 1; }
+done
+PROXY_GROWTH="$(mib $((RSS_PEAK - idle)))"
+echo "measured: 8 x $BIG_MIB MiB proxied" >&2
+
 # Time to first byte of the 256 MiB asset (each download read to the end).
 TTFB="$(for _ in 1 2 3 4 5; do
   curl -sS --max-time 60 -o /dev/null -w "%{time_starttransfer}\n" \
@@ -95,8 +118,6 @@ TTFB_MS="$(awk -v s="${TTFB:-0}" 'BEGIN { printf "%.1f", s * 1000 }')"
 echo "measured: first byte" >&2
 
 # 1 MiB GET throughput, side by side with nginx.
-start_nginx "$WORK/www"
-wait_for "$NGINX_URL/bench/f1m.bin" "$WORK/nginx/error.log" nginx
 rps() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 P_RPS="$(rps "$PORTICO_URL/assets/bench/f1m.bin")"
 N_RPS="$(rps "$NGINX_URL/bench/f1m.bin")"
@@ -109,6 +130,7 @@ echo "| what | measured |"
 echo "|---|---:|"
 echo "| host RSS growth during the upload of a $BIG_MIB MiB asset (${UPLOAD_SECS} s) | $UPLOAD_GROWTH MiB |"
 echo "| host RSS growth while 8 clients each download a 256 MiB asset | $DOWNLOAD_GROWTH MiB |"
+echo "| host RSS growth while 8 clients each download a $BIG_MIB MiB response proxied from nginx | $PROXY_GROWTH MiB |"
 echo "| time to first byte of a 256 MiB asset (median of 5) | $TTFB_MS ms |"
 awk -v p="$P_RPS" -v n="$N_RPS" 'BEGIN {
   printf "| GET 1 MiB asset: portico %d req/s, nginx %d req/s | %.2fx nginx |\n", p, n, (n > 0 ? p / n : 0) }'

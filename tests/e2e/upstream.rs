@@ -2324,3 +2324,84 @@ fn a_304_updates_the_fields_it_carries_and_keeps_the_rest(target: Target) {
     assert_eq!(third.header("x-kept"), Some("stored"));
     assert_eq!(app.origin.count("/up/refresh"), 2);
 }
+
+on_both_targets!(large_origin_bodies_stream_past_the_cache_and_a_cut_origin_cuts_the_client);
+
+/// A body larger than the cache's entry limit (12 MiB > 8 MiB) is piped to
+/// the client as it arrives, byte for byte under the origin's
+/// `Content-Length`, and not stored (the next request goes to the origin
+/// again). An origin that closes mid-body cuts the client's connection
+/// short of that length (never a truncated body presented as complete) and
+/// nothing is stored; a small body cut short is a `502` before any head.
+fn large_origin_bodies_stream_past_the_cache_and_a_cut_origin_cuts_the_client(target: Target) {
+    let size = 12usize << 20;
+    let big: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    let served = big.clone();
+    let app = start_cached(target, move |r| match r.path() {
+        "/up/big" => cacheable(served.clone(), "max-age=60"),
+        "/up/cut" => cacheable(served[..3 << 20].to_vec(), "max-age=60")
+            .header("content-length", (12u64 << 20).to_string())
+            .header("connection", "close"),
+        "/up/cut-small" => cacheable(vec![b'x'; 1000], "max-age=60")
+            .header("content-length", "5000")
+            .header("connection", "close"),
+        _ => not_found(),
+    });
+    // Reads a response to its end, tolerating a cut: (head, body bytes).
+    let fetch = |path: &str| {
+        let mut stream = TcpStream::connect(app.authority()).expect("connect to the host");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            app.authority()
+        )
+        .unwrap();
+        let mut received = Vec::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buffer[..n]);
+        }
+        let end = received
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+        (head, received[end + 4..].to_vec())
+    };
+    for round in 1..=2 {
+        let (head, body) = fetch("/up/big");
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains(&format!("content-length: {size}")), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert!(!head.contains("stored"), "not stored: {head}");
+        assert_eq!(body.len(), size, "round {round}");
+        assert!(body == big, "round {round}: the bytes differ");
+        assert_eq!(
+            app.origin.count("/up/big"),
+            round,
+            "each request reaches the origin"
+        );
+    }
+    for round in 1..=2 {
+        let (head, body) = fetch("/up/cut");
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", 12u64 << 20)),
+            "{head}"
+        );
+        assert!(
+            body.len() < 12 << 20 && body[..] == big[..body.len()],
+            "round {round}: {} bytes of a cut body",
+            body.len()
+        );
+        assert_eq!(app.origin.count("/up/cut"), round, "nothing was stored");
+    }
+    let reply = Reply::from(client().get(&app.url("/up/cut-small")).call().unwrap());
+    reply.assert_problem(502, "upstream-unreachable");
+}

@@ -12,8 +12,24 @@ use wasip2::http::types::{
 
 use super::config::Origin;
 
-/// Responses larger than this are refused (`502`) rather than buffered.
+/// Responses read whole (aggregation sources) larger than this are refused
+/// (`502`) rather than buffered.
 pub const MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Responses proxied to a client are read whole up to this many bytes (so
+/// they can be stored: the cache's entry limit); the rest of a larger body,
+/// or of one whose `Content-Length` says it is larger, is piped to the
+/// client as it arrives.
+pub const READ_WHOLE_BYTES: usize = super::cache::MAX_STORED_BODY;
+
+/// How a response body is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taking {
+    /// Whole (at most [`MAX_RESPONSE_BYTES`]).
+    Whole,
+    /// Whole up to [`READ_WHOLE_BYTES`], else left to stream.
+    UpTo,
+}
 
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -28,7 +44,49 @@ pub struct Fetched {
     pub status: u16,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
+    /// The body, or its first part when `rest` follows.
     pub body: Vec<u8>,
+    /// The rest of a body too large to read whole, still with the origin.
+    pub rest: Option<Unread>,
+}
+
+/// The unread rest of an origin's response body. Shared (not copied) by
+/// clones; it can be piped once.
+#[derive(Clone)]
+pub struct Unread(std::rc::Rc<UnreadBody>);
+
+struct UnreadBody {
+    // The stream is a child of the body: declared first, dropped first.
+    stream: wasip2::io::streams::InputStream,
+    _body: wasip2::http::types::IncomingBody,
+}
+
+impl std::fmt::Debug for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unread")
+    }
+}
+
+impl Unread {
+    /// Copies the rest of the body to `out` as it arrives (the runtime
+    /// moves the bytes; they never enter this component). An origin that
+    /// fails or closes mid-body is an error: the caller must cut the
+    /// client's connection, since the head is already out.
+    pub fn pipe_to(&self, out: &wasip2::io::streams::OutputStream) -> Result<(), String> {
+        use wasip2::io::streams::StreamError;
+        loop {
+            match out.blocking_splice(&self.0.stream, 1 << 20) {
+                Ok(_) => {}
+                Err(StreamError::Closed) => return Ok(()),
+                Err(StreamError::LastOperationFailed(err)) => {
+                    return Err(format!(
+                        "the origin's body failed mid-way: {}",
+                        err.to_debug_string()
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Why no response came back.
@@ -134,9 +192,13 @@ pub fn start(origin: &Origin, request: &Outgoing, timeout_ms: u64) -> Result<Pen
     Ok(Pending { future })
 }
 
-fn response(incoming: IncomingResponse, head_only: bool) -> Result<Fetched, FetchError> {
+fn response(
+    incoming: IncomingResponse,
+    head_only: bool,
+    taking: Taking,
+) -> Result<Fetched, FetchError> {
     let status = incoming.status();
-    let headers = incoming
+    let headers: Vec<(String, String)> = incoming
         .headers()
         .entries()
         .into_iter()
@@ -148,38 +210,64 @@ fn response(incoming: IncomingResponse, head_only: bool) -> Result<Fetched, Fetc
         })
         .collect();
     let mut body = Vec::new();
+    let mut rest = None;
     if !head_only {
         let incoming_body = incoming
             .consume()
             .map_err(|()| FetchError::Unreachable("response body already taken".into()))?;
-        {
-            let stream = incoming_body
-                .stream()
-                .map_err(|()| FetchError::Unreachable("no response body stream".into()))?;
-            stream
-                .take(MAX_RESPONSE_BYTES + 1)
-                .read_to_end(&mut body)
-                .map_err(|err| FetchError::Unreachable(format!("reading the body: {err}")))?;
+        let mut stream = incoming_body
+            .stream()
+            .map_err(|()| FetchError::Unreachable("no response body stream".into()))?;
+        let reading_error =
+            |err: std::io::Error| FetchError::Unreachable(format!("reading the body: {err}"));
+        match taking {
+            Taking::Whole => {
+                (&mut stream)
+                    .take(MAX_RESPONSE_BYTES + 1)
+                    .read_to_end(&mut body)
+                    .map_err(reading_error)?;
+                if body.len() as u64 > MAX_RESPONSE_BYTES {
+                    return Err(FetchError::Unreachable(format!(
+                        "the response body exceeds {MAX_RESPONSE_BYTES} bytes"
+                    )));
+                }
+            }
+            Taking::UpTo => {
+                let declared = headers
+                    .iter()
+                    .find(|(name, _)| name == "content-length")
+                    .and_then(|(_, value)| value.trim().parse::<u64>().ok());
+                // Declared larger than can be stored: none of it is read here.
+                let limit = match declared {
+                    Some(length) if length > READ_WHOLE_BYTES as u64 => 0,
+                    _ => READ_WHOLE_BYTES as u64 + 1,
+                };
+                (&mut stream)
+                    .take(limit)
+                    .read_to_end(&mut body)
+                    .map_err(reading_error)?;
+                if body.len() as u64 == limit {
+                    rest = Some(Unread(std::rc::Rc::new(UnreadBody {
+                        stream,
+                        _body: incoming_body,
+                    })));
+                }
+            }
         }
-        if body.len() as u64 > MAX_RESPONSE_BYTES {
-            return Err(FetchError::Unreachable(format!(
-                "the response body exceeds {MAX_RESPONSE_BYTES} bytes"
-            )));
-        }
-        drop(incoming_body);
     }
     Ok(Fetched {
         status,
         headers,
         body,
+        rest,
     })
 }
 
-/// Waits for one pending request and reads its whole response.
-pub fn finish(pending: Pending, head_only: bool) -> Result<Fetched, FetchError> {
+/// Waits for one pending request and takes its response.
+pub fn finish(pending: Pending, head_only: bool, taking: Taking) -> Result<Fetched, FetchError> {
     pending.future.subscribe().block();
     match pending.future.get() {
-        Some(Ok(Ok(incoming))) => response(incoming, head_only),
+        Some(Ok(Ok(incoming))) => response(incoming, head_only, taking),
         Some(Ok(Err(code))) => Err(classify(&code)),
         Some(Err(())) | None => Err(FetchError::Unreachable("no response".into())),
     }
@@ -210,14 +298,14 @@ pub fn finish_all(pending: Vec<Result<Pending, FetchError>>) -> Vec<Result<Fetch
     drop(pollables);
     pending
         .into_iter()
-        .map(|p| p.and_then(|p| finish(p, false)))
+        .map(|p| p.and_then(|p| finish(p, false, Taking::Whole)))
         .collect()
 }
 
-/// One request, start to end.
+/// One request, start to end; a large body is left to stream.
 pub fn fetch(origin: &Origin, request: &Outgoing, timeout_ms: u64) -> Result<Fetched, FetchError> {
     let pending = start(origin, request, timeout_ms)?;
-    finish(pending, request.method == "HEAD")
+    finish(pending, request.method == "HEAD", Taking::UpTo)
 }
 
 /// Sleeps without busy-waiting (between retries).

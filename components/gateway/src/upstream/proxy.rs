@@ -14,7 +14,7 @@ use super::cache::{self, Entry, Lookup};
 use super::client::{self, FetchError, Fetched, Outgoing};
 use super::config::Route;
 use super::forward;
-use crate::http::{Request, Response};
+use crate::http::{BodyStream, Request, Response};
 use crate::problem::Problem;
 
 /// Retry backoff: 50 ms doubling, capped at 1 s, full jitter.
@@ -138,17 +138,30 @@ fn status_header(status: &CacheStatus) -> (String, String) {
     ("cache-status".into(), status.to_field_value())
 }
 
+/// An origin's response as the client gets it. A body read whole is sent
+/// with its length; the rest of a larger one is piped as it arrives, under
+/// the origin's own `Content-Length` (which the runtime holds it to) or
+/// chunked.
 fn passed_on(fetched: Fetched, head: bool, status: CacheStatus) -> Response {
     let mut headers = forward::response_headers(&fetched.headers);
-    if head && let Some((_, len)) = fetched.headers.iter().find(|(n, _)| n == "content-length") {
-        headers.push(("content-length".into(), len.clone()));
+    let declared = first(&fetched.headers, "content-length").map(str::to_string);
+    let has_body = !matches!(fetched.status, 100..=199 | 204 | 304);
+    let length = match (&declared, &fetched.rest) {
+        _ if head || !has_body => declared.filter(|_| has_body),
+        (_, None) => Some(fetched.body.len().to_string()),
+        (declared, Some(_)) => declared.clone(),
+    };
+    if let Some(length) = length {
+        headers.push(("content-length".into(), length));
     }
     headers.push(status_header(&status));
     Response {
         status: fetched.status,
         headers,
         body: fetched.body,
-        rest: None,
+        rest: fetched
+            .rest
+            .map(|unread| BodyStream::new(move |out| unread.pipe_to(out))),
     }
 }
 
@@ -201,7 +214,9 @@ pub fn storable_entry(
         judged.push(("authorization".into(), "forwarded-identity".into()));
     }
     freshness::storable("GET", fetched.status, &judged, &fetched.headers).ok()?;
-    if fetched.body.len() > cache::MAX_STORED_BODY
+    // A body too large to read whole is streamed past the cache, not stored.
+    if fetched.rest.is_some()
+        || fetched.body.len() > cache::MAX_STORED_BODY
         || fetched.headers.iter().any(|(n, _)| n == "set-cookie")
     {
         return None;
