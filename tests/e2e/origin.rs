@@ -153,6 +153,8 @@ struct Shared {
     active: AtomicUsize,
     log: Mutex<Vec<OriginRequest>>,
     per_path: Mutex<HashMap<String, usize>>,
+    /// Paths of the requests whose head has arrived, before their bodies.
+    heads: Mutex<Vec<String>>,
 }
 
 /// A running origin; stopped when dropped.
@@ -177,6 +179,7 @@ impl Origin {
             active: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
             per_path: Mutex::new(HashMap::new()),
+            heads: Mutex::new(Vec::new()),
         });
         let state = shared.clone();
         let accept = std::thread::spawn(move || accept_loop(listener, state));
@@ -195,6 +198,13 @@ impl Origin {
     /// `127.0.0.1:<port>`
     pub fn authority(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Requests to `path` whose head has arrived, their bodies complete or
+    /// not (a body still streaming in counts).
+    pub fn heads_seen(&self, path: &str) -> usize {
+        let heads = self.shared.heads.lock().unwrap();
+        heads.iter().filter(|p| p.as_str() == path).count()
     }
 
     /// Every request received so far, in arrival order.
@@ -453,6 +463,8 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_str())
         };
+        let path = target.split('?').next().unwrap_or("").to_string();
+        shared.heads.lock().unwrap().push(path);
         let body = if has_token(field("transfer-encoding"), "chunked") {
             conn.chunked_body(deadline)?
         } else {

@@ -2405,3 +2405,109 @@ fn large_origin_bodies_stream_past_the_cache_and_a_cut_origin_cuts_the_client(ta
     let reply = Reply::from(client().get(&app.url("/up/cut-small")).call().unwrap());
     reply.assert_problem(502, "upstream-unreachable");
 }
+
+on_both_targets!(request_bodies_stream_to_the_origin_when_sent_once);
+
+/// A `POST` body (sent once: never retried) goes on to the origin as it
+/// arrives: the origin has the request's head while the client has sent only
+/// half of the body (a gateway reading it whole first would hold it back),
+/// and receives every byte of a 6 MiB upload; a body past
+/// the caller's limit, sent chunked so only the bytes tell, is stopped there
+/// with the client's `413`, the origin never sees a complete request, and
+/// the circuit breaker does not count it against the origin.
+fn request_bodies_stream_to_the_origin_when_sent_once(target: Target) {
+    use sha2::{Digest, Sha256};
+    let origin = Origin::start(|r| {
+        let digest: String = Sha256::digest(&r.body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        OriginResponse::ok(format!("{} {digest}", r.body.len())).header("cache-control", "no-store")
+    });
+    let upstreams = json!({"routes": [{
+        "name": "api", "prefix": "/up/", "origin": origin.url(), "retries": 2,
+        "breaker": {"failures": 1, "window_secs": 60, "open_secs": 60}
+    }]});
+    let app = start(target, origin, upstreams);
+    let token = app.admin();
+    let size = 6usize << 20;
+    let body: Vec<u8> = (0..size).map(|i| (i * 13 % 251) as u8).collect();
+    let digest: String = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let reply = Reply::from(
+        client()
+            .post(&app.url("/up/upload"))
+            .header("authorization", format!("Bearer {token}"))
+            .send(&body[..])
+            .unwrap(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), format!("{size} {digest}"));
+    assert_eq!(app.origin.count_method("POST", "/up/upload"), 1);
+
+    // Half the body, then a pause until the origin has the request.
+    let mut stream = TcpStream::connect(app.authority()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /up/halves HTTP/1.1\r\nHost: {}\r\nauthorization: Bearer {token}\r\n\
+         content-length: {size}\r\nconnection: close\r\n\r\n",
+        app.authority()
+    )
+    .unwrap();
+    stream.write_all(&body[..size / 2]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.origin.heads_seen("/up/halves") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        app.origin.heads_seen("/up/halves"),
+        1,
+        "the origin got the request while half of its body was still to come"
+    );
+    assert_eq!(app.origin.count("/up/halves"), 0, "and not its whole body");
+    stream.write_all(&body[size / 2..]).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(&format!("{size} {digest}")), "{answer}");
+
+    // Anonymous: 64 KiB at most; sent chunked, so only the bytes tell.
+    struct Endless(usize);
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0).min(8192);
+            buf[..n].fill(b'z');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    let refused = Reply::from(
+        client()
+            .post(&app.url("/up/too-big"))
+            .send(ureq::SendBody::from_owned_reader(Endless(1 << 20)))
+            .unwrap(),
+    );
+    refused.assert_problem(413, "payload-too-large");
+    assert!(
+        app.origin
+            .requests_to("/up/too-big")
+            .iter()
+            .all(|r| r.body.len() < 1 << 20),
+        "the origin never got the whole oversized body"
+    );
+    // The origin is still in favour: one failure would have opened it.
+    let again = Reply::from(
+        client()
+            .post(&app.url("/up/upload"))
+            .header("authorization", format!("Bearer {token}"))
+            .send(&b"small"[..])
+            .unwrap(),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+}

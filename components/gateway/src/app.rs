@@ -309,7 +309,9 @@ pub fn handle(request: Request) -> Response {
     let router = routes();
     let endpoint = |mut request: Request| {
         let limit = crate::body::limit(&request, setting);
-        crate::body::receive(&mut request, limit)
+        let stream = crate::body::streams(&request)
+            || (!router.claims(&request) && crate::upstream::streams_body(&request));
+        crate::body::receive(&mut request, limit, stream)
             .and_then(|()| router.dispatch(&request))
             .unwrap_or_else(|problem| problem.into_response(&request.path))
     };

@@ -103,9 +103,10 @@ pub fn limit(request: &Request, setting: impl Fn(&str) -> Option<String>) -> u64
 
 /// Reads the body of `request` within `limit` bytes: `413` at once when the
 /// declared `Content-Length` is over it (the body is never read), or as soon
-/// as the bytes sent pass it. A route that [`streams`] gets the body still
-/// pending, bound to the limit.
-pub fn receive(request: &mut Request, limit: u64) -> Result<(), Problem> {
+/// as the bytes sent pass it. With `stream` (a route that [`streams`], or an
+/// upstream route that sends the body on as it arrives) the route gets the
+/// body still pending, bound to the limit.
+pub fn receive(request: &mut Request, limit: u64, stream: bool) -> Result<(), Problem> {
     let declared = request
         .header("content-length")
         .and_then(|value| value.trim().parse::<u64>().ok());
@@ -114,7 +115,7 @@ pub fn receive(request: &mut Request, limit: u64) -> Result<(), Problem> {
     }
     if let Some(mut pending) = request.pending_body.take() {
         pending.limit = limit;
-        if streams(request) {
+        if stream {
             request.pending_body = Some(pending);
         } else {
             request.body = pending.read_all()?;
@@ -204,10 +205,10 @@ mod tests {
             })),
             ..Default::default()
         };
-        let problem = receive(&mut request, 100).unwrap_err();
+        let problem = receive(&mut request, 100, false).unwrap_err();
         assert_eq!(problem.status, 413);
         assert_eq!(reads.get(), 0);
-        receive(&mut request, 101).unwrap();
+        receive(&mut request, 101, false).unwrap();
         assert_eq!((reads.get(), request.body.len()), (1, 101));
     }
 
@@ -223,7 +224,9 @@ mod tests {
             })),
             ..Default::default()
         };
-        receive(&mut request, 7).unwrap();
+        let stream = streams(&request);
+        assert!(stream, "an asset upload streams");
+        receive(&mut request, 7, stream).unwrap();
         assert!(request.body.is_empty());
         let pending = request.pending_body.clone().expect("left for the route");
         assert_eq!(pending.limit(), 7);

@@ -53,6 +53,13 @@ impl Router {
         self
     }
 
+    /// Whether one of the routes (not the fallback) serves this path.
+    pub fn claims(&self, request: &Request) -> bool {
+        self.routes
+            .iter()
+            .any(|route| route.pattern.matches(&request.path))
+    }
+
     pub fn dispatch(&self, request: &Request) -> Result<Response, Problem> {
         let is_head = request.method == "HEAD";
         let wanted = if is_head {

@@ -37,6 +37,9 @@ pub struct Outgoing {
     pub path_and_query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The client's body still unread, sent on as it arrives (after `body`)
+    /// when the request is not retried ([`crate::body::Pending`]).
+    pub body_to_stream: Option<crate::body::Pending>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +100,9 @@ pub enum FetchError {
     Unreachable(String),
     /// The runtime refused the request (e.g. not in `allowed_outbound_hosts`).
     Denied(String),
+    /// The client's own body failed while it was being sent on (too slow,
+    /// too large, unreadable): the client's problem, not the origin's.
+    Client(crate::problem::Problem),
 }
 
 impl std::fmt::Display for FetchError {
@@ -105,6 +111,9 @@ impl std::fmt::Display for FetchError {
             FetchError::Timeout => f.write_str("the origin did not answer in time"),
             FetchError::Unreachable(why) => write!(f, "the origin is unreachable: {why}"),
             FetchError::Denied(why) => write!(f, "the runtime refused the outgoing request: {why}"),
+            FetchError::Client(problem) => {
+                write!(f, "the client's body failed: {}", problem.detail)
+            }
         }
     }
 }
@@ -181,10 +190,21 @@ pub fn start(origin: &Origin, request: &Outgoing, timeout_ms: u64) -> Result<Pen
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|c| classify(&c))?;
     {
         let mut stream = body.write().map_err(|()| refused("body stream"))?;
-        for chunk in request.body.chunks(4096) {
-            stream
-                .write_all(chunk)
-                .map_err(|err| FetchError::Unreachable(format!("sending the body: {err}")))?;
+        let sending =
+            |err: std::io::Error| FetchError::Unreachable(format!("sending the body: {err}"));
+        stream.write_all(&request.body).map_err(sending)?;
+        if let Some(pending) = &request.body_to_stream {
+            let mut origin_failed = None;
+            let read = pending.read_pieces(&mut |piece| {
+                stream.write_all(&piece).map_err(|err| {
+                    origin_failed = Some(sending(err));
+                    crate::problem::Problem::bad_request("the origin stopped taking the body")
+                })
+            });
+            if let Some(failed) = origin_failed {
+                return Err(failed);
+            }
+            read.map_err(FetchError::Client)?;
         }
         let _ = stream.flush();
     }

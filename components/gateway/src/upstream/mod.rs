@@ -61,6 +61,16 @@ pub fn route(request: &Request) -> Option<Result<Response, Problem>> {
     Some(Ok(proxy::handle(route, request, &variants)))
 }
 
+/// Whether `request` goes to an upstream route that sends the client's body
+/// on to the origin as it arrives (rather than reading it whole first).
+pub fn streams_body(request: &Request) -> bool {
+    config::load().is_ok_and(|upstreams| {
+        upstreams
+            .route_for(&request.path)
+            .is_some_and(|route| proxy::streams_body(route, &request.method))
+    })
+}
+
 /// `GET /api/aggregate?source=a&source=b`: the named sources fetched
 /// concurrently, one JSON object keyed by source.
 pub fn aggregate(request: &Request) -> Result<Response, Problem> {

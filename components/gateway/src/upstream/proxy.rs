@@ -67,6 +67,7 @@ impl Failure {
                     route.name
                 ),
             ),
+            Failure::Fetch(FetchError::Client(problem)) => problem.clone(),
             Failure::Fetch(FetchError::Unreachable(why)) => Problem::new(
                 502,
                 "upstream-unreachable",
@@ -77,9 +78,11 @@ impl Failure {
     }
 }
 
+/// Whether the origin failed (a client whose body failed says nothing of it).
 fn is_failure(result: &Result<Fetched, FetchError>) -> bool {
     match result {
         Ok(fetched) => fetched.status >= 500,
+        Err(FetchError::Client(_)) => false,
         Err(_) => true,
     }
 }
@@ -87,9 +90,15 @@ fn is_failure(result: &Result<Fetched, FetchError>) -> bool {
 fn worth_retrying(result: &Result<Fetched, FetchError>) -> bool {
     match result {
         Ok(fetched) => matches!(fetched.status, 502..=504),
-        Err(FetchError::Denied(_)) => false,
+        Err(FetchError::Denied(_) | FetchError::Client(_)) => false,
         Err(_) => true,
     }
+}
+
+/// Whether a request for `route` sends the client's body on as it arrives:
+/// only when it is sent once (a retry would have to send it again).
+pub fn streams_body(route: &Route, method: &str) -> bool {
+    route.retries == 0 || !backoff::retryable(method)
 }
 
 /// Sends `outgoing` to the route's origin: the breaker decides whether it
@@ -100,6 +109,8 @@ pub fn fetch(route: &Route, outgoing: &Outgoing) -> Result<Fetched, Failure> {
         Permit::Reject { retry_after } => return Err(Failure::Open { retry_after }),
         // A half-open probe is one request, not a burst.
         Permit::Probe => 1,
+        // A body sent as it arrives cannot be sent again.
+        Permit::Allow if outgoing.body_to_stream.is_some() => 1,
         Permit::Allow if backoff::retryable(&outgoing.method) => 1 + route.retries,
         Permit::Allow => 1,
     };
@@ -325,6 +336,7 @@ pub fn outgoing(route: &Route, request: &Request, variants: &[(String, String)])
         path_and_query: route.upstream_path(&request.path, request.query.as_deref()),
         headers: forward::request_headers(request, route, variants),
         body: request.body.clone(),
+        body_to_stream: request.pending_body.clone(),
     }
 }
 
