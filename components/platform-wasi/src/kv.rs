@@ -142,10 +142,16 @@ impl crate::exports::portico::streaming::kv_copy::Guest for Adapter {
         to: u64,
         out: &wasip2::io::streams::OutputStream,
     ) -> Result<bool, Error> {
-        let Some(value) = <Adapter as Guest>::get(key)? else {
+        let path = files::entry_path(&dir(), &key)?;
+        let Some(bytes) = files::read_optional(&path)? else {
             return Ok(false);
         };
-        portico_output_stream::write_range(out, &value, from, to)
+        // Written from the stored bytes in place (no copy of the value).
+        let stored = envelope::decode(&bytes);
+        if !stored.is_live(now_ms()) {
+            return Ok(false);
+        }
+        portico_output_stream::write_range(out, stored.value, from, to)
             .map_err(|err| Error::Other(portico_output_stream::describe(&err)))?;
         Ok(true)
     }
