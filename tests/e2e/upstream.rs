@@ -2511,3 +2511,36 @@ fn request_bodies_stream_to_the_origin_when_sent_once(target: Target) {
     );
     assert_eq!(again.status, 200, "{}", again.text());
 }
+
+on_both_targets!(a_304_for_another_representation_is_not_passed_on);
+
+/// Revalidating a stale entry, the origin answers `304` with a validator the
+/// stored response does not have: that `304` cannot refresh the entry, nor
+/// answer a client that did not ask conditionally (RFC 9111 section 4.3.4),
+/// so the gateway asks again without conditions and the client gets the
+/// full `200`.
+fn a_304_for_another_representation_is_not_passed_on(target: Target) {
+    let app = start_cached(target, |r| {
+        if r.header("if-none-match").is_some() {
+            return OriginResponse::new(304)
+                .header("etag", "\"another\"")
+                .header("cache-control", "max-age=60");
+        }
+        cacheable(format!("version {}", r.nth), "max-age=1").header("etag", "\"e1\"")
+    });
+    let (first, status) = app.get("/up/mismatch");
+    assert_eq!(first.text(), "version 1");
+    assert!(status.stored(), "{}", status.raw);
+    std::thread::sleep(PAST_MAX_AGE_1);
+    let (second, _) = app.get("/up/mismatch");
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(
+        second.text(),
+        "version 3",
+        "the unconditional request's body"
+    );
+    let conditional = app.origin.requests_to("/up/mismatch");
+    assert_eq!(conditional.len(), 3, "stored, revalidated, asked again");
+    assert!(conditional[1].header("if-none-match").is_some());
+    assert!(conditional[2].header("if-none-match").is_none());
+}

@@ -316,6 +316,14 @@ fn revalidate(
         cache::store(&refreshed);
         return Ok((Revalidated::Fresh(refreshed), request_time));
     }
+    if fetched.status == 304 {
+        // A 304 that selects no stored response (another validator) can
+        // neither refresh the entry nor answer a client that did not ask
+        // conditionally (RFC 9111 section 4.3.4): ask again, unconditionally.
+        let request_time = now_secs();
+        let fetched = fetch(route, outgoing)?;
+        return Ok((Revalidated::Replaced(fetched), request_time));
+    }
     Ok((Revalidated::Replaced(fetched), request_time))
 }
 
