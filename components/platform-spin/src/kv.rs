@@ -22,14 +22,16 @@ fn open() -> Result<Store, Error> {
     Store::open_default().map_err(store_error)
 }
 
+/// The stored bytes (envelope and value) under `key`.
+fn stored(key: &str) -> Result<Option<Vec<u8>>, Error> {
+    names::check_key(key).map_err(name_error)?;
+    open()?.get(key).map_err(store_error)
+}
+
 impl Guest for Adapter {
     fn get(key: String) -> Result<Option<Vec<u8>>, Error> {
-        names::check_key(&key).map_err(name_error)?;
-        let Some(bytes) = open()?.get(&key).map_err(store_error)? else {
-            return Ok(None);
-        };
-        let stored = envelope::decode(&bytes);
-        Ok(stored.is_live(now_ms()).then(|| stored.value.to_vec()))
+        let bytes = stored(&key)?;
+        Ok(bytes.and_then(|bytes| envelope::live_value(&bytes, now_ms()).map(<[u8]>::to_vec)))
     }
 
     fn set(key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), Error> {
@@ -113,16 +115,14 @@ impl crate::exports::portico::streaming::kv_copy::Guest for Adapter {
         to: u64,
         out: &wasip2::io::streams::OutputStream,
     ) -> Result<bool, Error> {
-        names::check_key(&key).map_err(name_error)?;
-        let Some(bytes) = open()?.get(&key).map_err(store_error)? else {
+        let Some(bytes) = stored(&key)? else {
             return Ok(false);
         };
         // Written from the stored bytes in place (no copy of the value).
-        let stored = envelope::decode(&bytes);
-        if !stored.is_live(now_ms()) {
+        let Some(value) = envelope::live_value(&bytes, now_ms()) else {
             return Ok(false);
-        }
-        portico_output_stream::write_range(out, stored.value, from, to)
+        };
+        portico_output_stream::write_range(out, value, from, to)
             .map_err(|err| Error::Other(portico_output_stream::describe(&err)))?;
         Ok(true)
     }

@@ -33,6 +33,12 @@ pub fn encode(value: &[u8], expires_at_ms: Option<u64>) -> Vec<u8> {
     out
 }
 
+/// The value in stored `bytes` if it still exists at `now_ms`.
+pub fn live_value(bytes: &[u8], now_ms: u64) -> Option<&[u8]> {
+    let stored = decode(bytes);
+    stored.is_live(now_ms).then_some(stored.value)
+}
+
 /// Reads an envelope; bytes without the magic are a plain, permanent value.
 pub fn decode(bytes: &[u8]) -> Stored<'_> {
     match bytes.split_first_chunk::<HEADER_LEN>() {
@@ -94,6 +100,14 @@ mod tests {
         assert_eq!(stored.expires_at_ms, None);
         assert_eq!(stored.value, b"{\"flags\":{}}");
         assert_eq!(decode(b"PKV").value, b"PKV");
+    }
+
+    #[test]
+    fn only_a_live_value_is_read() {
+        let bytes = encode(b"v", Some(10));
+        assert_eq!(live_value(&bytes, 9), Some(&b"v"[..]));
+        assert_eq!(live_value(&bytes, 10), None);
+        assert_eq!(live_value(&encode(b"w", None), u64::MAX), Some(&b"w"[..]));
     }
 
     #[test]
