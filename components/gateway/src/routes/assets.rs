@@ -129,9 +129,6 @@ fn object_path(request: &Request) -> &str {
     request.path.strip_prefix(ADMIN_MOUNT).unwrap_or("/")
 }
 
-/// Pieces smaller than this are gathered before they cross to the store.
-const UPLOAD_PIECE_BYTES: usize = 256 * 1024;
-
 /// `PUT /admin/assets/{path}`: the body is the object, streamed into the
 /// store as it arrives (the gateway holds at most one piece of it).
 pub fn put(request: &Request) -> Result<Response, Problem> {
@@ -151,22 +148,9 @@ pub fn put(request: &Request) -> Result<Response, Problem> {
     let upload =
         store::start_upload(object_path(request), &options, declared).map_err(Problem::from)?;
     match &request.pending_body {
+        // The pieces come 256 KiB at a time (`wasi::read_body` gathers them).
         Some(pending) => {
-            let mut piece = Vec::new();
-            pending.read_pieces(&mut |bytes| {
-                if piece.is_empty() && bytes.len() >= UPLOAD_PIECE_BYTES {
-                    return upload.write(&bytes).map_err(Problem::from);
-                }
-                piece.extend_from_slice(&bytes);
-                if piece.len() >= UPLOAD_PIECE_BYTES {
-                    upload.write(&piece).map_err(Problem::from)?;
-                    piece.clear();
-                }
-                Ok(())
-            })?;
-            if !piece.is_empty() {
-                upload.write(&piece).map_err(Problem::from)?;
-            }
+            pending.read_pieces(&mut |bytes| upload.write(&bytes).map_err(Problem::from))?
         }
         // Read already (a caller that is not the HTTP entry point).
         None if !request.body.is_empty() => upload.write(&request.body).map_err(Problem::from)?,
