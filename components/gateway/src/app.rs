@@ -309,8 +309,11 @@ pub fn handle(request: Request) -> Response {
     let router = routes();
     let endpoint = |mut request: Request| {
         let limit = crate::body::limit(&request, setting);
+        // The upstream configuration is read here only for a body to send.
         let stream = crate::body::streams(&request)
-            || (!router.claims(&request) && crate::upstream::streams_body(&request));
+            || (crate::body::announced(&request)
+                && !router.claims(&request)
+                && crate::upstream::streams_body(&request));
         crate::body::receive(&mut request, limit, stream)
             .and_then(|()| router.dispatch(&request))
             .unwrap_or_else(|problem| problem.into_response(&request.path))

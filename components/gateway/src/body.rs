@@ -72,6 +72,18 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+/// Whether `request` may carry a body worth streaming: a `Content-Length`
+/// above 0, or none on a method other than `GET`/`HEAD` (runtimes hide
+/// `Transfer-Encoding`, so a chunked body shows no length). A `GET` or
+/// `HEAD` without one is taken to have none (its body, if any, is read
+/// whole, as every body once was).
+pub fn announced(request: &Request) -> bool {
+    match request.header("content-length") {
+        Some(length) => length.trim() != "0",
+        None => !matches!(request.method.as_str(), "GET" | "HEAD"),
+    }
+}
+
 /// Whether the route `request` goes to reads its body itself, a piece at a
 /// time (an asset upload can be far larger than any instance's memory).
 pub fn streams(request: &Request) -> bool {
@@ -210,6 +222,23 @@ mod tests {
         assert_eq!(reads.get(), 0);
         receive(&mut request, 101, false).unwrap();
         assert_eq!((reads.get(), request.body.len()), (1, 101));
+    }
+
+    #[test]
+    fn only_a_request_that_may_carry_a_body_announces_one() {
+        let with = |method: &str, length: Option<&str>| {
+            let mut request = self::request(method, "/up/x", Auth::Anonymous);
+            if let Some(length) = length {
+                request.headers = fields(&[("content-length", length)]);
+            }
+            announced(&request)
+        };
+        assert!(with("POST", Some("10")));
+        assert!(with("POST", None), "chunked: no length shows");
+        assert!(with("GET", Some("1")));
+        assert!(!with("POST", Some("0")));
+        assert!(!with("GET", None));
+        assert!(!with("HEAD", None));
     }
 
     #[test]
