@@ -4,11 +4,9 @@
 
 use anyhow::{Context, Result};
 use portico_auth_logic::user::{KEY_PREFIX, UserRecord};
+use portico_flags_logic::definitions::DEFINITIONS_KEY as FLAG_SET_KEY;
 
 use crate::kv::KvStore;
-
-/// Where the flags component keeps the flag set.
-pub const FLAG_SET_KEY: &str = "flags/definitions";
 
 /// The demo set: a 50/50 A/B experiment and a boolean, each saying in its
 /// metadata that it is a demo.
@@ -65,4 +63,16 @@ pub fn admin_exists(store: &KvStore) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_set_is_a_valid_flag_set() {
+        let set = portico_flags_logic::definitions::parse_definitions(DEMO_FLAGS)
+            .expect("the demo flags validate as the flags component validates them");
+        assert_eq!(set.flags.len(), 2);
+    }
 }

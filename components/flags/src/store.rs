@@ -10,7 +10,7 @@ use crate::portico::platform::types::Error;
 use crate::portico::types::http::Problem;
 
 /// Where the flag set lives in the KV store.
-pub const DEFINITIONS_KEY: &str = "flags/definitions";
+pub use portico_flags_logic::definitions::DEFINITIONS_KEY;
 /// The lease that serialises read-modify-write of the set.
 const LEASE: (&str, &str) = ("flags", "write-lease");
 /// A writer holds the lease for milliseconds; one that crashed frees it after this.

@@ -49,6 +49,11 @@ use serde_json::{Map, Value};
 
 use crate::jsonlogic;
 
+/// The KV key the whole flag set is stored under (one document, so
+/// replacing it is one write), shared by the `flags` component and the
+/// host's `portico up`.
+pub const DEFINITIONS_KEY: &str = "flags/definitions";
+
 /// Largest integer a flagd number variant may hold (2^53 − 1).
 pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
 
