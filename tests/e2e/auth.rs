@@ -496,7 +496,7 @@ fn rfc_examples_verify_with_their_keys(target: Target) {
 #[test]
 fn login_answers_alike_for_unknown_user_and_wrong_password() {
     // The default PBKDF2 cost, as deployed.
-    let app = start(Target::Spin, &[("password_iterations", "")]);
+    let app = start(crate::harness::one_target(), &[("password_iterations", "")]);
     app.session(ADMIN, ADMIN_PASSWORD);
     let mut timings = [Vec::new(), Vec::new()];
     let mut bodies = [Value::Null, Value::Null];
@@ -529,7 +529,7 @@ fn previous_secret_verifies_after_rotation_but_never_signs() {
     const OLD: &str = "the-old-secret-0123456789abcdefghijklmnop";
     const NEW: &str = "the-new-secret-0123456789abcdefghijklmnop";
     let app = start(
-        Target::Spin,
+        crate::harness::one_target(),
         &[("jwt_secret", NEW), ("jwt_previous_secret", OLD)],
     );
     let issued = app.session(ADMIN, ADMIN_PASSWORD);
@@ -613,7 +613,7 @@ fn admin_routes_need_the_admin_role() {
 
 #[test]
 fn protected_pages_redirect_to_login_and_next_never_leaves_the_site() {
-    let app = start(Target::Spin, &[]);
+    let app = start(crate::harness::one_target(), &[]);
     let no_redirects = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use portico::serve::Target;
 use serde_json::json;
 
 use crate::harness::{Host, HostConfig, Reply, client, data_dir, workspace};
@@ -312,7 +311,7 @@ fn browser_pages_and_cors() {
     }]});
 
     let data = data_dir("browser");
-    let mut config = HostConfig::app(Target::Spin, data.path());
+    let mut config = HostConfig::app(crate::harness::one_target(), data.path());
     for (name, value) in [
         ("bootstrap_admin", format!("{ADMIN}:{ADMIN_PASSWORD}")),
         ("password_iterations", "1000".to_string()),

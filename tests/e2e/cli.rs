@@ -10,6 +10,9 @@ use crate::harness::{Host, HostConfig, artifacts, data_dir, get, portico_kv};
 
 #[test]
 fn missing_required_variable_is_a_startup_error() {
+    if crate::harness::embedded_host_only("portico serve's own startup check") {
+        return;
+    }
     let data = data_dir("novar");
     let mut config = HostConfig::app(Target::Spin, data.path());
     config.vars.clear();
@@ -27,6 +30,9 @@ fn missing_required_variable_is_a_startup_error() {
 
 #[test]
 fn variables_come_from_the_environment_too() {
+    if crate::harness::embedded_host_only("SPIN_VARIABLE_* is read by portico serve") {
+        return;
+    }
     let data = data_dir("envvar");
     let mut config = HostConfig::probe(Target::Wasi, data.path());
     config.vars.clear();
@@ -51,6 +57,9 @@ fn variables_come_from_the_environment_too() {
 
 #[test]
 fn wasi_target_refuses_a_component_that_needs_spin() {
+    if crate::harness::embedded_host_only("portico serve's own startup check") {
+        return;
+    }
     let data = data_dir("mismatch");
     let mut config = HostConfig::app(Target::Wasi, data.path());
     config.component = artifacts().app_spin.clone();
@@ -62,6 +71,9 @@ fn wasi_target_refuses_a_component_that_needs_spin() {
 
 #[test]
 fn sigint_stops_the_server_cleanly() {
+    if crate::harness::embedded_host_only("portico serve's signal handling") {
+        return;
+    }
     let data = data_dir("sigint");
     let host = Host::start(&HostConfig::app(Target::Spin, data.path()));
     assert_eq!(get(&format!("{}/healthz", host.url)).status, 200);
@@ -78,6 +90,9 @@ fn sigint_stops_the_server_cleanly() {
 
 #[test]
 fn kv_command_round_trips_on_both_targets() {
+    if crate::harness::embedded_host_only("the portico kv command alone, no runtime") {
+        return;
+    }
     for target in [Target::Spin, Target::Wasi] {
         let data = data_dir("kvcli");
         let set = portico_kv(
@@ -129,7 +144,7 @@ fn users_add(
 
 #[test]
 fn users_add_creates_a_user_the_app_can_log_in() {
-    for target in [Target::Spin, Target::Wasi] {
+    for target in crate::harness::targets().iter().copied() {
         let data = data_dir("usersadd");
         // A password under the minimum length is refused, saying the rule.
         let output = users_add(target, data.path(), &[], b"hopper\n");
@@ -173,7 +188,7 @@ fn users_add_creates_a_user_the_app_can_log_in() {
 
 #[test]
 fn publish_writes_pages_the_app_serves_and_skips_unchanged_files() {
-    for target in [Target::Spin, Target::Wasi] {
+    for target in crate::harness::targets().iter().copied() {
         let data = data_dir("publish");
         let folder = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(folder.path().join("app")).unwrap();
@@ -222,6 +237,9 @@ fn publish_writes_pages_the_app_serves_and_skips_unchanged_files() {
 /// suite's shared one) runs the new one, never the stale compilation.
 #[test]
 fn the_compile_cache_follows_the_component() {
+    if crate::harness::embedded_host_only("portico serve's compile cache") {
+        return;
+    }
     let data = data_dir("compile-cache");
     let served = data.path().join("served.wasm");
     let artifacts = crate::harness::artifacts();
@@ -248,6 +266,9 @@ fn the_compile_cache_follows_the_component() {
 /// `portico serve` never seed.
 #[test]
 fn up_greets_a_first_run_with_a_landing_page_and_demo_flags() {
+    if crate::harness::embedded_host_only("portico up") {
+        return;
+    }
     use serde_json::json;
     let target = Target::Wasi;
     let data = data_dir("first-run");

@@ -380,7 +380,7 @@ fn expected_variant(bucketing: &str, weights: &[(&'static str, u64)]) -> &'stati
 
 #[test]
 fn fractional_assignment_is_deterministic_and_matches_the_weights() {
-    let app = start(Target::Spin);
+    let app = start(crate::harness::one_target());
     let definitions = json!({"flags": {
         "checkout": {
             "state": "ENABLED",
@@ -564,7 +564,7 @@ fn concurrent_admin_writes_lose_nothing() {
 
 #[test]
 fn sticky_overrides_force_a_variant_until_removed_or_expired() {
-    let app = start(Target::Spin);
+    let app = start(crate::harness::one_target());
     let definitions = json!({"flags": {
         "banner": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "a",
             "targeting": {"fractional": [["a", 50], ["b", 50]]}}

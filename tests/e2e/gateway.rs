@@ -226,6 +226,11 @@ fn oversized_body_is_413_problem(target: Target) {
 /// HTTP/1.0 may leave `Host` out and a broken HTTP/1.1 client may too: the
 /// client's mistake, answered `400` problem+json, never a component failure.
 fn request_without_host_is_400_problem(target: Target) {
+    if crate::harness::embedded_host_only(
+        "wasmtime serve answers a request without Host itself (a text/html 500) before the component runs",
+    ) {
+        return;
+    }
     use std::io::{Read, Write};
     let (host, _data) = app(target);
     let address = host.url.trim_start_matches("http://");

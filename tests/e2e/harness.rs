@@ -207,7 +207,115 @@ impl HostConfig {
     }
 }
 
-/// A running `portico serve`; killed when dropped.
+/// The runtime that serves `--target wasi` apps: the embedded host, or
+/// stock `wasmtime serve` when `PORTICO_E2E_RUNTIME=wasmtime` (the second
+/// run of the suite in CI). The same test bodies run on both.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Runtime {
+    Embedded,
+    WasmtimeServe,
+}
+
+pub fn runtime() -> Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    *RUNTIME.get_or_init(|| match std::env::var("PORTICO_E2E_RUNTIME").as_deref() {
+        Err(_) | Ok("" | "portico") => Runtime::Embedded,
+        Ok("wasmtime") => Runtime::WasmtimeServe,
+        Ok(other) => panic!("PORTICO_E2E_RUNTIME={other}: expected `portico` or `wasmtime`"),
+    })
+}
+
+/// Skips the calling test on `wasmtime serve` when it checks something only
+/// the embedded host provides; `why` is printed and appended to
+/// `target/e2e/skipped-on-wasmtime.txt`, which CI prints after the run.
+/// Returns true when the test should return at once.
+pub fn embedded_host_only(why: &str) -> bool {
+    if runtime() == Runtime::Embedded {
+        return false;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed test")
+        .to_string();
+    eprintln!("skipped on wasmtime serve: {test}: {why}");
+    std::fs::create_dir_all(e2e_dir()).unwrap();
+    use std::io::Write;
+    let mut list = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(e2e_dir().join("skipped-on-wasmtime.txt"))
+        .unwrap();
+    writeln!(list, "{test}: {why}").unwrap();
+    true
+}
+
+/// The targets a test that loops over both checks: on `wasmtime serve` only
+/// `wasi` (stock wasmtime cannot run the spin artifact).
+pub fn targets() -> &'static [Target] {
+    match runtime() {
+        Runtime::Embedded => &[Target::Spin, Target::Wasi],
+        Runtime::WasmtimeServe => &[Target::Wasi],
+    }
+}
+
+/// The target of a test that checks app behaviour once rather than per
+/// target: `spin` on the embedded host, `wasi` on `wasmtime serve`.
+pub fn one_target() -> Target {
+    match runtime() {
+        Runtime::Embedded => Target::Spin,
+        Runtime::WasmtimeServe => Target::Wasi,
+    }
+}
+
+/// The stock runtime's command for `config`, exactly as the README documents
+/// it: `wasmtime serve -S cli --dir <data>/wasi::/data --env NAME=VALUE`,
+/// each variable in upper case (`--data`'s `wasi/` folder is what the
+/// embedded host preopens too, so `portico kv` and the tests' file checks
+/// read the same files).
+fn wasmtime_command(config: &HostConfig) -> Command {
+    assert_eq!(
+        config.target,
+        Target::Wasi,
+        "wasmtime serve runs the wasi target only"
+    );
+    assert!(
+        config.args.is_empty() && config.subcommand == "serve",
+        "`portico {} {:?}` has no wasmtime serve equivalent: \
+         mark the test with harness::embedded_host_only",
+        config.subcommand,
+        config.args
+    );
+    let data = config.data.join("wasi");
+    std::fs::create_dir_all(&data).unwrap();
+    let binary = std::env::var("PORTICO_E2E_WASMTIME").unwrap_or_else(|_| "wasmtime".into());
+    let mut command = Command::new(binary);
+    command
+        .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(format!("{}::/data", data.display()));
+    for (name, value) in &config.vars {
+        command
+            .arg("--env")
+            .arg(format!("{}={value}", name.to_ascii_uppercase()));
+    }
+    command.arg(&config.component);
+    command
+}
+
+/// `wasmtime serve` prefixes each line a guest writes with its instance
+/// (`stderr [3] :: `); the tests read the component's own lines.
+fn without_instance_prefix(line: &str) -> &str {
+    for stream in ["stderr [", "stdout ["] {
+        if let Some(rest) = line.strip_prefix(stream)
+            && let Some((number, text)) = rest.split_once("] :: ")
+            && number.bytes().all(|b| b.is_ascii_digit())
+        {
+            return text;
+        }
+    }
+    line
+}
+
+/// A running `portico serve` (or `wasmtime serve`); killed when dropped.
 pub struct Host {
     child: Child,
     pub url: String,
@@ -216,18 +324,30 @@ pub struct Host {
 
 impl Host {
     pub fn start(config: &HostConfig) -> Host {
-        let mut child = config
-            .command()
+        let stock = runtime() == Runtime::WasmtimeServe;
+        let mut command = if stock {
+            wasmtime_command(config)
+        } else {
+            config.command()
+        };
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn portico");
+            .unwrap_or_else(|err| panic!("spawn {command:?}: {err}"));
+        // `portico` prints its address on stdout; `wasmtime serve` prints
+        // `Serving HTTP on http://127.0.0.1:<port>/` on stderr.
+        let url_of = |line: &str| {
+            line.find("http://")
+                .map(|at| line[at..].trim().trim_end_matches('/').to_string())
+        };
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let stdout_tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("http://") {
-                    let _ = tx.send(line[at..].trim().to_string());
+                if let Some(url) = url_of(&line).filter(|_| !stock) {
+                    let _ = stdout_tx.send(url);
                 }
             }
         });
@@ -236,7 +356,15 @@ impl Host {
         let pipe = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
+                if stock && line.starts_with("Serving HTTP on ") {
+                    let _ = tx.send(url_of(&line).expect("wasmtime's address"));
+                }
+                let line = if stock {
+                    without_instance_prefix(&line)
+                } else {
+                    &line
+                };
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
         match rx.recv_timeout(Duration::from_secs(300)) {
@@ -244,7 +372,10 @@ impl Host {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("portico did not start; stderr:\n{}", stderr.lock().unwrap());
+                panic!(
+                    "{command:?} did not start; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
             }
         }
     }

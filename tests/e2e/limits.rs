@@ -93,6 +93,9 @@ fn others_are_served(host: &Host, what: &str) {
 /// not slots: everyone else is still served, and each of them gets `408`
 /// once the body stalls past the grace.
 fn slow_bodies_hold_sockets_not_instances(target: Target) {
+    if crate::harness::embedded_host_only("the host's --body-timeout and instance pool") {
+        return;
+    }
     let data = data_dir("slow-bodies");
     let host = Host::start(&HostConfig::app(target, data.path()));
     let mut slow = Vec::new();
@@ -192,6 +195,9 @@ fn admin_host(target: Target, name: &str, args: &[&str]) -> (Host, tempfile::Tem
 /// component as it arrives; trickled below the minimum rate it is cut with
 /// `408`, nothing is stored, and the instance is free again.
 fn a_trickled_upload_is_cut_below_the_minimum_rate(target: Target) {
+    if crate::harness::embedded_host_only("the host's --body-timeout minimum rate") {
+        return;
+    }
     let (host, _data, token) = admin_host(
         target,
         "trickled-upload",
@@ -250,6 +256,9 @@ fn a_trickled_upload_is_cut_below_the_minimum_rate(target: Target) {
 /// instead. A guest that then takes longer than the timeout to answer
 /// would still be stopped.
 fn an_upload_longer_than_the_request_timeout_completes_while_it_flows(target: Target) {
+    if crate::harness::embedded_host_only("the host's --request-timeout") {
+        return;
+    }
     let (host, _data, token) = admin_host(
         target,
         "long-upload",
@@ -285,6 +294,9 @@ fn an_upload_longer_than_the_request_timeout_completes_while_it_flows(target: Ta
 /// instance: the server recovers by itself, and those readers got less than
 /// the whole asset.
 fn slow_readers_are_cut_and_their_instances_freed(target: Target) {
+    if crate::harness::embedded_host_only("the host's --send-timeout and --max-instances") {
+        return;
+    }
     let (host, _data, token) = admin_host(
         target,
         "slow-readers",
@@ -378,6 +390,11 @@ fn timed_get(host: &Host, path: &str) -> (Reply, Duration) {
 /// and afterwards the instance pool is whole (as many concurrent requests
 /// as it has slots all succeed).
 fn each_request_is_stopped_at_its_limits(target: Target) {
+    if crate::harness::embedded_host_only(
+        "the host's per-request limits (--request-timeout, --max-memory, fuel)",
+    ) {
+        return;
+    }
     let (host, _data) = misbehaving(
         target,
         &[
@@ -475,6 +492,9 @@ fn open_files_limit() -> usize {
 /// and wait: `/healthz` keeps answering, and the header timeout closes
 /// them.
 fn slow_headers_and_idle_connections_leave_the_server_answering(target: Target) {
+    if crate::harness::embedded_host_only("the host's --header-timeout") {
+        return;
+    }
     let data = data_dir("slow-headers");
     let mut config = HostConfig::app(target, data.path());
     config.args = vec!["--header-timeout".into(), "3s".into()];
@@ -536,6 +556,9 @@ fn slow_headers_and_idle_connections_leave_the_server_answering(target: Target) 
 /// refusal logged); once the others go, the server answers again. A request
 /// head over `--max-header-bytes` is answered `431`.
 fn connections_past_the_cap_are_refused_and_big_heads_get_431(target: Target) {
+    if crate::harness::embedded_host_only("the host's --max-connections and head size limit") {
+        return;
+    }
     let data = data_dir("connection-cap");
     let mut config = HostConfig::app(target, data.path());
     config.args = vec![
@@ -575,6 +598,11 @@ fn connections_past_the_cap_are_refused_and_big_heads_get_431(target: Target) {
 /// A component that traps is answered `500` problem+json (never a dropped
 /// connection), and the next request is served as usual.
 fn a_trapping_component_gets_a_500_problem(target: Target) {
+    if crate::harness::embedded_host_only(
+        "the host answers a trap with a problem; wasmtime serve answers its own text/html 500",
+    ) {
+        return;
+    }
     let (host, _data) = misbehaving(target, &[]);
     let trapped = get(&format!("{}/trap", host.url));
     let body = trapped.assert_problem(500, "component-failure");
@@ -586,6 +614,9 @@ fn a_trapping_component_gets_a_500_problem(target: Target) {
 /// SIGTERM: the server stops accepting, lets the request in flight finish
 /// (it takes 1.5 s), and exits 0.
 fn sigterm_lets_the_request_in_flight_finish(target: Target) {
+    if crate::harness::embedded_host_only("the host's graceful SIGTERM") {
+        return;
+    }
     let (host, _data) = misbehaving(target, &[]);
     let in_flight = {
         let url = host.url.clone();

@@ -13,6 +13,10 @@ macro_rules! on_both_targets {
             mod $name {
                 #[test]
                 fn spin() {
+                    // Stock wasmtime serve runs dist/portico-wasi.wasm only.
+                    if crate::harness::runtime() == crate::harness::Runtime::WasmtimeServe {
+                        return;
+                    }
                     super::$name(portico::serve::Target::Spin);
                 }
                 #[test]

@@ -508,6 +508,9 @@ fn warm_cache_refetches_the_configured_paths(target: Target) {
 
 #[test]
 fn schedule_runs_the_tasks_on_a_timer() {
+    if crate::harness::embedded_host_only("portico serve --schedule") {
+        return;
+    }
     let target = Target::Spin;
     let data = data_dir("ops-schedule");
     assert!(
@@ -615,6 +618,9 @@ fn context_attributes_drive_targeting_and_vary(target: Target) {
 
 #[test]
 fn durable_namespaces_live_in_their_mapped_database() {
+    if crate::harness::embedded_host_only("the spin target's SQLite databases") {
+        return;
+    }
     let target = Target::Spin;
     let data = data_dir("ops-locality");
     // The app's manifest, granted a second database `eu`.

@@ -632,6 +632,9 @@ fn counters_fold_old_segments_once_and_read_old_shards() {
 /// next durable sweep.
 #[test]
 fn sqlite_is_switched_to_wal_by_the_app_not_the_host() {
+    if crate::harness::embedded_host_only("the spin target's SQLite databases") {
+        return;
+    }
     let journal_mode = |path: &std::path::Path| -> String {
         rusqlite::Connection::open(path)
             .unwrap()
@@ -803,7 +806,15 @@ fn durable_databases_mistakes_are_reported(target: Target) {
 fn config_reads_variables(target: Target) {
     let (host, _data) = probe(target);
     let greeting = get(&format!("{}/config/greeting", host.url));
-    assert_eq!((greeting.status, greeting.text().as_str()), (200, "hello"));
+    // `greeting` has a default in the probe's spin.toml only: Spin and the
+    // embedded host resolve it, stock wasmtime serve (which has no
+    // manifest) leaves it unset, which is why the app's own variables all
+    // have their defaults in code too.
+    let expected = match crate::harness::runtime() {
+        crate::harness::Runtime::Embedded => (200, "hello"),
+        crate::harness::Runtime::WasmtimeServe => (404, "unset"),
+    };
+    assert_eq!((greeting.status, greeting.text().as_str()), expected);
     let token = get(&format!("{}/config/api_token", host.url));
     assert_eq!((token.status, token.text().as_str()), (200, API_TOKEN));
     assert_eq!(get(&format!("{}/config/undeclared", host.url)).status, 404);

@@ -190,7 +190,7 @@ fn keys_are_independent_and_refill_at_the_gcra_rate(target: Target) {
 fn headers_follow_the_ratelimit_draft() {
     let data = data_dir("rl-headers");
     let host = app_with(
-        Target::Spin,
+        crate::harness::one_target(),
         data.path(),
         &[("rate_limit_policies", "default=5/10s")],
     );
@@ -258,7 +258,7 @@ fn routes_choose_their_policy() {
 fn invalid_policy_is_reported_as_misconfiguration() {
     let data = data_dir("rl-bad");
     let host = app_with(
-        Target::Spin,
+        crate::harness::one_target(),
         data.path(),
         &[("rate_limit_policies", "default=0/60s")],
     );
@@ -319,7 +319,7 @@ fn storage_failure_fails_closed_when_configured(target: Target) {
 fn sessions_are_limited_by_subject_not_address() {
     let data = data_dir("rl-subject");
     let host = app_with(
-        Target::Spin,
+        crate::harness::one_target(),
         data.path(),
         &[
             ("rate_limit_policies", "default=1000/1h, profile=2/1h"),
