@@ -5,7 +5,10 @@
 //   preopened at `/data`, where platform-wasi keeps its storage.
 // - The component sees only the environment variables that are Portico
 //   variables (those declared in `spin.toml`, in upper case: `JWT_SECRET`,
-//   `BOOTSTRAP_ADMIN`, ...), not the rest of the shell's environment.
+//   `BOOTSTRAP_ADMIN`, ...), not the rest of the shell's environment, plus
+//   `PORTICO_LOCKED_APPEND=1`: this shim's append-via-stream is not an
+//   atomic append, so platform-wasi locks a counter segment while it appends
+//   (see components/platform-wasi/src/counters.rs).
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
@@ -30,9 +33,10 @@ _setPreopens({ "/data": data });
 const manifest = readFileSync(new URL("../../spin.toml", import.meta.url), "utf8");
 const table = manifest.split(/^\[variables\]$/m)[1]?.split(/^\[/m)[0] ?? "";
 const names = [...table.matchAll(/^([a-z][a-z0-9_]*)\s*=/gm)].map((m) => m[1].toUpperCase());
-_setEnv(
-  Object.fromEntries(
+_setEnv({
+  ...Object.fromEntries(
     names.filter((name) => process.env[name] !== undefined).map((name) => [name, process.env[name]]),
   ),
-);
+  PORTICO_LOCKED_APPEND: "1",
+});
 console.error(`portico on jco: /data is ${data}; variables passed: ${names.filter((n) => n in process.env).join(", ") || "none"}`);
