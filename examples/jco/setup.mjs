@@ -39,4 +39,6 @@ _setEnv({
   ),
   PORTICO_LOCKED_APPEND: "1",
 });
-console.error(`portico on jco: /data is ${data}; variables passed: ${names.filter((n) => n in process.env).join(", ") || "none"}`);
+console.error(
+  `portico on jco: /data is ${data}; variables passed: ${names.filter((n) => n in process.env).join(", ") || "none"} (and PORTICO_LOCKED_APPEND=1)`,
+);
