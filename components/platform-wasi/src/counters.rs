@@ -4,7 +4,8 @@
 //! - `add` appends one line to the current segment `j-<n>`: one open and one
 //!   append, no lock, so concurrent adders never wait for each other. An
 //!   append of one short line is a single write to a file opened for
-//!   appending, which the kernel applies whole.
+//!   appending, which the kernel applies whole. A runtime whose appends are
+//!   not atomic gets a lock around each append instead ([`LOCKED_APPEND_VAR`]).
 //! - `read` sums the folded `base`, every newer segment, and the shard files
 //!   `0` to `7` of the format before journals (read, never written). When
 //!   segments old enough to get no more appends exist, it folds them into
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use portico_storage_format::counters;
 
@@ -29,6 +31,23 @@ const MAX_RECORD_BYTES: usize = 4096;
 
 /// Shard files of the format before journals, still summed by `read`.
 const LEGACY_SHARDS: u64 = 8;
+
+/// An environment variable that, set to anything non-empty, makes `add` hold
+/// the segment's lock while it appends. For runtimes whose
+/// `append-via-stream` is not an atomic append: jco's preview2-shim (Node.js)
+/// opens files without `O_APPEND` and writes at the size it read when the
+/// stream was made, so two instances appending at once (`jco serve
+/// --isolate-requests worker`) can overwrite each other's line and lose
+/// counts. The lock costs two calls per `add` (create and remove its
+/// directory); unset, as on wasmtime, appends stay lock-free.
+/// `examples/jco/setup.mjs` sets it.
+const LOCKED_APPEND_VAR: &str = "PORTICO_LOCKED_APPEND";
+
+/// Whether [`LOCKED_APPEND_VAR`] is set, read once per instance.
+fn locked_append() -> bool {
+    static LOCKED: OnceLock<bool> = OnceLock::new();
+    *LOCKED.get_or_init(|| std::env::var_os(LOCKED_APPEND_VAR).is_some_and(|v| !v.is_empty()))
+}
 
 fn namespace_dir(ns: &str) -> Result<PathBuf, Error> {
     files::entry_path(&Path::new(files::ROOT).join("counters"), ns)
@@ -170,6 +189,12 @@ impl Guest for Adapter {
         }
         let lines = counters::journal_lines(&merged, MAX_RECORD_BYTES);
         let path = dir.join(counters::segment_file_name(counters::segment_of(now_ms())));
+        // The lock directory `j-<n>.lock` is no segment name, so readers skip it.
+        let _lock = if locked_append() {
+            Some(Lock::acquire(&path)?)
+        } else {
+            None
+        };
         match append(&path, &lines) {
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 fs::create_dir_all(&dir).map_err(|e| crate::io_error("create counters", e))?;

@@ -8,6 +8,9 @@
 //! wasmtime serve -S cli --dir ./data::/data --env JWT_SECRET=... dist/portico-wasi.wasm
 //! ```
 //!
+//! and on Node.js with `jco serve` and `examples/jco/setup.mjs` (which
+//! preopens the folder and passes the variables, as `--dir` and `--env` do).
+//!
 //! Layout under `/data` (file names made by `portico_storage_format::names`):
 //!
 //! - `kv/<key>`: a KV value in the TTL envelope (`portico_storage_format::envelope`);
@@ -67,7 +70,7 @@ fn io_error(context: &str, err: std::io::Error) -> Error {
     match err.kind() {
         std::io::ErrorKind::PermissionDenied => Error::AccessDenied,
         std::io::ErrorKind::NotFound => Error::Unavailable(format!(
-            "{context}: {err} (is a data directory preopened at /data? e.g. `wasmtime serve --dir ./data::/data`)"
+            "{context}: {err} (is a data directory preopened at /data? e.g. `wasmtime serve --dir ./data::/data`, or `jco serve --jco-import examples/jco/setup.mjs`)"
         )),
         _ => Error::Other(format!("{context}: {err}")),
     }
