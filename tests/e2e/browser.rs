@@ -239,6 +239,17 @@ fn answer(mut stream: TcpStream, name: &str) {
     }
     let head = String::from_utf8_lossy(&head);
     let target = head.split(' ').nth(1).unwrap_or("");
+    // `/cached`: what the console's purge check stores at the edge.
+    if target == "/cached" {
+        let body = format!("{name} cached\n");
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+             cache-control: public, max-age=600\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes());
+        return;
+    }
     let (status, body) = if target == "/" {
         (
             "200 OK",
@@ -291,11 +302,38 @@ fn screenshot_dir() -> PathBuf {
     workspace().join("target").join("e2e").join("screenshots")
 }
 
+/// What `run.mjs` saves under `target/`: every page, the console's sections
+/// and the console on a 360 px wide screen.
+const SCREENSHOTS: [&str; 8] = [
+    "login.png",
+    "app.png",
+    "admin.png",
+    "home.png",
+    "console-overview.png",
+    "console-users.png",
+    "console-upstreams.png",
+    "console-narrow.png",
+];
+
 #[test]
 fn browser_pages_and_cors() {
     ensure_chromium();
     let project = workspace().join("tests").join("browser");
     ensure_node_modules(&project);
+
+    // The console's metrics arithmetic, on its own first.
+    let unit = run_bounded(
+        Command::new("node")
+            .args(["--test", "metrics.test.mjs"])
+            .current_dir(&project),
+        Duration::from_secs(60),
+    )
+    .expect("node --test metrics.test.mjs ran within 60 s");
+    assert!(
+        unit.status.success(),
+        "node --test metrics.test.mjs: {}",
+        describe(&unit)
+    );
 
     let second = OriginServer::start("Second");
     let third = OriginServer::start("Third");
@@ -315,8 +353,19 @@ fn browser_pages_and_cors() {
     for (name, value) in [
         ("bootstrap_admin", format!("{ADMIN}:{ADMIN_PASSWORD}")),
         ("password_iterations", "1000".to_string()),
-        ("rate_limit_policies", "default=1000000/1s".to_string()),
+        // `strict` gives the console's rejections chart some 429s.
+        (
+            "rate_limit_policies",
+            "default=1000000/1s, strict=2/60s".to_string(),
+        ),
+        ("rate_limit_routes", "/api/ab/rl-=strict".to_string()),
         ("cors", cors.to_string()),
+        (
+            "upstreams",
+            json!({"routes": [{"name": "edge", "prefix": "/edge/", "origin": second.url,
+                "strip_prefix": true, "cache": true}]})
+            .to_string(),
+        ),
     ] {
         config.vars.push((name.into(), value));
     }
@@ -386,7 +435,7 @@ fn browser_pages_and_cors() {
 
     let screenshots = screenshot_dir();
     std::fs::create_dir_all(&screenshots).unwrap();
-    for name in ["login.png", "app.png", "admin.png"] {
+    for name in SCREENSHOTS {
         let _ = std::fs::remove_file(screenshots.join(name));
     }
     let output = run_bounded(
@@ -418,7 +467,7 @@ fn browser_pages_and_cors() {
         host.stderr()
     );
     eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-    for name in ["login.png", "app.png", "admin.png"] {
+    for name in SCREENSHOTS {
         let path = screenshots.join(name);
         let bytes = std::fs::read(&path)
             .unwrap_or_else(|err| panic!("screenshot {}: {err}", path.display()));
