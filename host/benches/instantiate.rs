@@ -48,6 +48,7 @@ fn options(target: Target, component: PathBuf, data: &Path, cache: &Path) -> Ser
             granted: vec!["default".into()],
             defined: vec!["default".into()],
         },
+        runtime_config: Default::default(),
         schedule: Vec::new(),
         limits: Default::default(),
         max_instances: 256,

@@ -5,7 +5,9 @@
 //! - [`serve`] runs a composed component on an embedded wasmtime, providing
 //!   either Spin's host interfaces ([`spin`], backed by SQLite files) or only
 //!   stock WASI, so a fresh machine needs nothing but Rust;
-//! - [`variables`] resolves Spin variables as `spin up` does;
+//! - [`variables`] resolves Spin variables as `spin up` does, and
+//!   [`runtime_config`] reads Spin's runtime configuration file (the
+//!   key-value store on Redis, databases at given paths);
 //! - [`limits`] bounds how long and how slowly one client may hold the server,
 //!   and [`request_limits`] what one request may take (time, CPU, memory);
 //! - [`kv`] reads and writes an app's KV data directly, for seeding;
@@ -25,6 +27,7 @@ pub mod kv;
 pub mod limits;
 pub mod publish;
 pub mod request_limits;
+pub mod runtime_config;
 pub mod schedule;
 pub mod serve;
 pub mod spin;

@@ -77,6 +77,9 @@ enum Command {
         target: Target,
         #[arg(long, default_value = ".portico")]
         data: PathBuf,
+        /// The runtime configuration the server uses (its key-value store).
+        #[arg(long)]
+        runtime_config_file: Option<PathBuf>,
     },
     /// Manage users in the app's data folder.
     Users {
@@ -86,6 +89,9 @@ enum Command {
         target: Target,
         #[arg(long, default_value = ".portico", global = true)]
         data: PathBuf,
+        /// The runtime configuration the server uses (its key-value store).
+        #[arg(long, global = true)]
+        runtime_config_file: Option<PathBuf>,
     },
     /// Read or write the app's key-value data in its data folder.
     Kv {
@@ -95,7 +101,25 @@ enum Command {
         target: Target,
         #[arg(long, default_value = ".portico", global = true)]
         data: PathBuf,
+        /// The runtime configuration the server uses (its key-value store).
+        #[arg(long, global = true)]
+        runtime_config_file: Option<PathBuf>,
     },
+}
+
+/// The store `portico kv`, `users` and `publish` work on: the data
+/// folder's, or where a runtime configuration puts it.
+fn kv_store(
+    workspace: &Path,
+    target: Target,
+    data: &Path,
+    runtime_config_file: Option<&Path>,
+) -> Result<KvStore> {
+    let runtime = match runtime_config_file {
+        Some(file) => portico::runtime_config::RuntimeConfig::load(&resolve(workspace, file))?,
+        None => Default::default(),
+    };
+    Ok(KvStore::placed(target, &resolve(workspace, data), &runtime))
 }
 
 #[derive(Args)]
@@ -120,6 +144,10 @@ struct ServeArgs {
     /// Where compiled components are cached; default: <data>/cache.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Spin's runtime configuration file: the key-value store on Redis or
+    /// a SQLite file, SQLite databases at given paths (--target spin).
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
     /// Call maintenance tasks on timers: "sweep-expired=5m,warm-cache=1m"
     /// (needs the maintenance_token variable).
     #[arg(long)]
@@ -534,7 +562,7 @@ fn publish_pages(workspace: &Path, options: &ServeOptions) -> Result<()> {
         Some(root) if !root.is_empty() => root.to_string(),
         _ => "site/".to_string(),
     };
-    let store = KvStore::new(options.target, &options.data);
+    let store = KvStore::placed(options.target, &options.data, &options.runtime_config);
     let done = portico::publish::publish(&store, &pages, &root)
         .with_context(|| format!("publishing {} as {root}", pages.display()))?;
     eprintln!(
@@ -548,7 +576,7 @@ fn publish_pages(workspace: &Path, options: &ServeOptions) -> Result<()> {
 /// or a flag set exists), and how to create the admin when there is none.
 fn first_run(options: &ServeOptions, no_demo: bool) -> Result<()> {
     use portico::first_run::{Seeded, admin_exists, seed_demo_flags};
-    let store = KvStore::new(options.target, &options.data);
+    let store = KvStore::placed(options.target, &options.data, &options.runtime_config);
     if !no_demo && seed_demo_flags(&store)? == Seeded::Demo {
         eprintln!(
             "portico up: seeded a demo flag set (new-checkout, a 50/50 A/B test, and \
@@ -606,6 +634,18 @@ fn serve_options(
         component,
         variables,
         sqlite_databases: app.sqlite_databases().clone(),
+        runtime_config: match &args.runtime_config_file {
+            Some(file) => {
+                if args.target != Target::Spin {
+                    anyhow::bail!(
+                        "--runtime-config-file configures Spin's stores: it needs --target spin \
+                         (on --target wasi, storage is the folder preopened at /data)"
+                    );
+                }
+                portico::runtime_config::RuntimeConfig::load(&resolve(workspace, file))?
+            }
+            None => Default::default(),
+        },
         schedule: match &args.schedule {
             Some(spec) => portico::schedule::parse(spec)?,
             None => Vec::new(),
@@ -654,8 +694,9 @@ fn run(cli: Cli) -> Result<()> {
             prefix,
             target,
             data,
+            runtime_config_file,
         } => {
-            let store = KvStore::new(target, &resolve(&workspace, &data));
+            let store = kv_store(&workspace, target, &data, runtime_config_file.as_deref())?;
             let done = portico::publish::publish(&store, &dir, &prefix)?;
             eprintln!(
                 "published {} as {prefix}: {} written, {} unchanged",
@@ -669,8 +710,9 @@ fn run(cli: Cli) -> Result<()> {
             action,
             target,
             data,
+            runtime_config_file,
         } => {
-            let store = KvStore::new(target, &resolve(&workspace, &data));
+            let store = kv_store(&workspace, target, &data, runtime_config_file.as_deref())?;
             match action {
                 UsersAction::Add {
                     name,
@@ -683,8 +725,9 @@ fn run(cli: Cli) -> Result<()> {
             action,
             target,
             data,
+            runtime_config_file,
         } => {
-            let store = KvStore::new(target, &resolve(&workspace, &data));
+            let store = kv_store(&workspace, target, &data, runtime_config_file.as_deref())?;
             match action {
                 KvAction::Get { key } => match store.get(&key)? {
                     Some(value) => std::io::stdout().write_all(&value)?,

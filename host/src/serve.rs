@@ -61,6 +61,9 @@ pub struct ServeOptions {
     pub variables: BTreeMap<String, String>,
     /// The SQLite databases the manifest defines and grants (`--target spin`).
     pub sqlite_databases: crate::spin::sqlite::Databases,
+    /// Where the key-value store and the databases live, when not in the
+    /// data folder (`--runtime-config-file`, `--target spin`).
+    pub runtime_config: crate::runtime_config::RuntimeConfig,
     /// Maintenance tasks to call on timers (`--schedule`).
     pub schedule: Vec<crate::schedule::Job>,
     /// How long and how slowly one client may hold the server.
@@ -233,6 +236,7 @@ pub fn prepare_with(options: &ServeOptions, tuning: PoolTuning) -> Result<Server
             Some(SpinBackend::open(
                 &options.data,
                 &options.sqlite_databases,
+                &options.runtime_config,
                 options.variables.clone(),
             )?)
         }

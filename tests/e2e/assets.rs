@@ -921,6 +921,11 @@ fn range_and_conditional_table(target: Target) {
 // 2. Sizes around the chunk boundary, up to 20 MiB.
 
 on_both_targets!(sizes_round_trip_with_exact_bytes_and_headers);
+// The chunk layout (20 MiB objects, ranges across chunks) on Redis.
+with_kv_on_redis!(
+    sizes_round_trip_with_exact_bytes_and_headers,
+    range_and_conditional_table
+);
 
 fn sizes_round_trip_with_exact_bytes_and_headers(target: Target) {
     let app = start(target, "assets-sizes", &[]);

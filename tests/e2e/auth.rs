@@ -764,6 +764,12 @@ fn encoded_paths_reach_protected_pages_only_through_authorisation(target: Target
 }
 
 on_both_targets!(role_and_password_changes_and_revocation_end_live_sessions);
+// Users and sessions with the key-value store on Redis.
+with_kv_on_redis!(
+    login_sets_a_session_cookie_and_user_reads_the_profile,
+    logout_revokes_the_token_on_the_next_request,
+    role_and_password_changes_and_revocation_end_live_sessions
+);
 
 /// A user's sessions end on the next request once an admin changes their
 /// roles or password, revokes them, or deletes the user: a demoted admin keeps no admin rights

@@ -161,7 +161,7 @@ impl HostConfig {
             manifest: workspace().join("spin.toml"),
             vars: vec![("jwt_secret".into(), JWT_SECRET.into())],
             data: data.to_path_buf(),
-            args: Vec::new(),
+            args: kv_on_redis_args(target),
             subcommand: "serve",
         }
     }
@@ -174,7 +174,7 @@ impl HostConfig {
             manifest: workspace().join("tests/fixtures/platform-probe/spin.toml"),
             vars: vec![("api_token".into(), API_TOKEN.into())],
             data: data.to_path_buf(),
-            args: Vec::new(),
+            args: kv_on_redis_args(target),
             subcommand: "serve",
         }
     }
@@ -207,13 +207,25 @@ impl HostConfig {
     }
 }
 
-/// The runtime that serves `--target wasi` apps: the embedded host, or
-/// stock `wasmtime serve` when `PORTICO_E2E_RUNTIME=wasmtime` (the second
-/// run of the suite in CI). The same test bodies run on both.
+/// The runtime that serves `--target wasi` apps: the embedded host, stock
+/// `wasmtime serve` when `PORTICO_E2E_RUNTIME=wasmtime` (the second run of
+/// the suite in CI), or Node.js with `jco serve` when
+/// `PORTICO_E2E_RUNTIME=jco`. The same test bodies run on each.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Runtime {
     Embedded,
     WasmtimeServe,
+    JcoServe,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Embedded => "portico",
+            Runtime::WasmtimeServe => "wasmtime",
+            Runtime::JcoServe => "jco",
+        }
+    }
 }
 
 pub fn runtime() -> Runtime {
@@ -221,50 +233,105 @@ pub fn runtime() -> Runtime {
     *RUNTIME.get_or_init(|| match std::env::var("PORTICO_E2E_RUNTIME").as_deref() {
         Err(_) | Ok("" | "portico") => Runtime::Embedded,
         Ok("wasmtime") => Runtime::WasmtimeServe,
-        Ok(other) => panic!("PORTICO_E2E_RUNTIME={other}: expected `portico` or `wasmtime`"),
+        Ok("jco") => Runtime::JcoServe,
+        Ok(other) => {
+            panic!("PORTICO_E2E_RUNTIME={other}: expected `portico`, `wasmtime` or `jco`")
+        }
     })
 }
 
-/// Skips the calling test on `wasmtime serve` when it checks something only
+/// Skips the calling test on a stock runtime when it checks something only
 /// the embedded host provides; `why` is printed and appended to
-/// `target/e2e/skipped-on-wasmtime.txt`, which CI prints after the run.
+/// `target/e2e/skipped-on-<runtime>.txt`, which CI prints after the run.
 /// Returns true when the test should return at once.
 pub fn embedded_host_only(why: &str) -> bool {
-    if runtime() == Runtime::Embedded {
+    let runtime = runtime();
+    if runtime == Runtime::Embedded {
         return false;
     }
     let test = std::thread::current()
         .name()
         .unwrap_or("unnamed test")
         .to_string();
-    eprintln!("skipped on wasmtime serve: {test}: {why}");
+    eprintln!("skipped on {}: {test}: {why}", runtime.name());
     std::fs::create_dir_all(e2e_dir()).unwrap();
     use std::io::Write;
     let mut list = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(e2e_dir().join("skipped-on-wasmtime.txt"))
+        .open(e2e_dir().join(format!("skipped-on-{}.txt", runtime.name())))
         .unwrap();
     writeln!(list, "{test}: {why}").unwrap();
     true
 }
 
-/// The targets a test that loops over both checks: on `wasmtime serve` only
-/// `wasi` (stock wasmtime cannot run the spin artifact).
+/// The targets a test that loops over both checks: on a stock runtime only
+/// `wasi` (it cannot run the spin artifact).
 pub fn targets() -> &'static [Target] {
     match runtime() {
         Runtime::Embedded => &[Target::Spin, Target::Wasi],
-        Runtime::WasmtimeServe => &[Target::Wasi],
+        Runtime::WasmtimeServe | Runtime::JcoServe => &[Target::Wasi],
     }
 }
 
 /// The target of a test that checks app behaviour once rather than per
-/// target: `spin` on the embedded host, `wasi` on `wasmtime serve`.
+/// target: `spin` on the embedded host, `wasi` on a stock runtime.
 pub fn one_target() -> Target {
     match runtime() {
         Runtime::Embedded => Target::Spin,
-        Runtime::WasmtimeServe => Target::Wasi,
+        Runtime::WasmtimeServe | Runtime::JcoServe => Target::Wasi,
     }
+}
+
+/// What a stock runtime can serve: the wasi artifact, with variables and a
+/// data folder, nothing `portico serve` adds.
+fn assert_stock_servable(config: &HostConfig) {
+    assert_eq!(
+        config.target,
+        Target::Wasi,
+        "a stock runtime runs the wasi target only"
+    );
+    assert!(
+        config.args.is_empty() && config.subcommand == "serve",
+        "`portico {} {:?}` has no stock runtime equivalent: \
+         mark the test with harness::embedded_host_only",
+        config.subcommand,
+        config.args
+    );
+}
+
+/// `jco serve` as the README documents it, with `examples/jco/setup.mjs`
+/// preopening `<data>/wasi` and passing the variables (those `config`'s
+/// manifest declares, in upper case). jco takes no port 0, so a free port
+/// is picked first. `PORTICO_E2E_JCO` names the jco binary (default: `npx
+/// --yes @bytecodealliance/jco@1.35.0`).
+fn jco_command(config: &HostConfig) -> (Command, String) {
+    assert_stock_servable(config);
+    let data = config.data.join("wasi");
+    std::fs::create_dir_all(&data).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut command = match std::env::var("PORTICO_E2E_JCO") {
+        Ok(binary) => Command::new(binary),
+        Err(_) => {
+            let mut npx = Command::new("npx");
+            npx.args(["--yes", "@bytecodealliance/jco@1.35.0"]);
+            npx
+        }
+    };
+    command
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--jco-import")
+        .arg(workspace().join("examples/jco/setup.mjs"))
+        .arg(&config.component)
+        .env("PORTICO_DATA", &data)
+        .env("PORTICO_MANIFEST", &config.manifest);
+    for (name, value) in &config.vars {
+        command.env(name.to_ascii_uppercase(), value);
+    }
+    (command, format!("http://127.0.0.1:{port}"))
 }
 
 /// The stock runtime's command for `config`, exactly as the README documents
@@ -273,18 +340,7 @@ pub fn one_target() -> Target {
 /// embedded host preopens too, so `portico kv` and the tests' file checks
 /// read the same files).
 fn wasmtime_command(config: &HostConfig) -> Command {
-    assert_eq!(
-        config.target,
-        Target::Wasi,
-        "wasmtime serve runs the wasi target only"
-    );
-    assert!(
-        config.args.is_empty() && config.subcommand == "serve",
-        "`portico {} {:?}` has no wasmtime serve equivalent: \
-         mark the test with harness::embedded_host_only",
-        config.subcommand,
-        config.args
-    );
+    assert_stock_servable(config);
     let data = config.data.join("wasi");
     std::fs::create_dir_all(&data).unwrap();
     let binary = std::env::var("PORTICO_E2E_WASMTIME").unwrap_or_else(|_| "wasmtime".into());
@@ -324,19 +380,27 @@ pub struct Host {
 
 impl Host {
     pub fn start(config: &HostConfig) -> Host {
-        let stock = runtime() == Runtime::WasmtimeServe;
-        let mut command = if stock {
-            wasmtime_command(config)
-        } else {
-            config.command()
+        let runtime = runtime();
+        let stock = runtime == Runtime::WasmtimeServe;
+        let (mut command, jco_url) = match runtime {
+            Runtime::Embedded => (config.command(), None),
+            Runtime::WasmtimeServe => (wasmtime_command(config), None),
+            Runtime::JcoServe => {
+                let (command, url) = jco_command(config);
+                (command, Some(url))
+            }
         };
+        // A group of its own, so that dropping the host also ends what a
+        // launcher (npx) started.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|err| panic!("spawn {command:?}: {err}"));
         // `portico` prints its address on stdout; `wasmtime serve` prints
-        // `Serving HTTP on http://127.0.0.1:<port>/` on stderr.
+        // `Serving HTTP on http://127.0.0.1:<port>/` on stderr; `jco serve`
+        // prints `Server listening @ 127.0.0.1:<port>...` on stdout.
         let url_of = |line: &str| {
             line.find("http://")
                 .map(|at| line[at..].trim().trim_end_matches('/').to_string())
@@ -346,7 +410,11 @@ impl Host {
         let stdout_tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = url_of(&line).filter(|_| !stock) {
+                let url = match &jco_url {
+                    Some(url) => line.starts_with("Server listening @ ").then(|| url.clone()),
+                    None => url_of(&line).filter(|_| !stock),
+                };
+                if let Some(url) = url {
                     let _ = stdout_tx.send(url);
                 }
             }
@@ -416,6 +484,11 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        // The whole group (see `start`), then the child itself.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -614,6 +687,13 @@ pub fn assert_sqlite_intact(data: &Path) {
 
 /// Keys physically present in the store (expired or not).
 pub fn raw_keys(target: Target, data: &Path, prefix: &str) -> usize {
+    if let (Some(redis), Target::Spin) = (kv_redis(), target) {
+        return redis
+            .keys()
+            .iter()
+            .filter(|key| key.starts_with(prefix))
+            .count();
+    }
     match target {
         Target::Spin => {
             let db = rusqlite::Connection::open(data.join("sqlite_key_value.db")).unwrap();
@@ -633,4 +713,214 @@ pub fn raw_keys(target: Target, data: &Path, prefix: &str) -> usize {
                 .count()
         }
     }
+}
+
+/// A `redis-server` of the test's own on a free 127.0.0.1 port, keeping an
+/// append-only file (fsync'd at every write) in its folder so that a
+/// restart keeps what was written; stopped when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+/// Debian's `redis-server`, installed with `apt-get` when missing (as the
+/// browser test installs Chromium); `.ci/run` installs it up front.
+fn ensure_redis_server() {
+    let present = || {
+        Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if present() {
+        return;
+    }
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "redis-server"][..],
+    ] {
+        let _ = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status();
+    }
+    assert!(
+        present(),
+        "the Redis tests need `redis-server` (Debian package redis-server), and \
+         `apt-get install -y redis-server` did not provide it (it needs root)"
+    );
+}
+
+impl RedisServer {
+    pub fn start(dir: &Path) -> RedisServer {
+        ensure_redis_server();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        server.launch();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let pong = redis::Client::open(self.url())
+                .and_then(|client| client.get_connection())
+                .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
+            if pong.is_ok() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server on port {} did not answer PING",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (its data stays in the append-only file).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, with the data it had.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// `INFO commandstats`: which commands the server has run.
+    pub fn command_stats(&self) -> String {
+        let mut connection = redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("connect to redis");
+        redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut connection)
+            .unwrap()
+    }
+
+    /// Every key stored, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut connection = redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("connect to redis");
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut connection).unwrap();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A runtime configuration file in `dir` with the key-value store on
+/// `redis_url`, and the `default` database at `sqlite` when given.
+pub fn runtime_config(dir: &Path, redis_url: Option<&str>, sqlite: Option<&Path>) -> PathBuf {
+    let mut text = String::new();
+    if let Some(url) = redis_url {
+        text.push_str(&format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n\n"
+        ));
+    }
+    if let Some(path) = sqlite {
+        text.push_str(&format!(
+            "[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
+            path.display()
+        ));
+    }
+    let file = dir.join("runtime-config.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+thread_local! {
+    /// Set by [`with_kv_on_redis`] for the test running on this thread.
+    static KV_ON_REDIS: std::cell::RefCell<Option<(PathBuf, std::rc::Rc<RedisServer>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `test` with every spin-target host it starts keeping its key-value
+/// store on a Redis of its own (`--runtime-config-file`): the same test
+/// bodies check that every KV semantic the app relies on holds on Redis.
+pub fn with_kv_on_redis(test: impl FnOnce()) {
+    if embedded_host_only("the key-value store on Redis (--runtime-config-file)") {
+        return;
+    }
+    let dir = data_dir("redis");
+    let server = RedisServer::start(dir.path());
+    let file = runtime_config(dir.path(), Some(&server.url()), None);
+    KV_ON_REDIS.with(|cell| *cell.borrow_mut() = Some((file, std::rc::Rc::new(server))));
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            KV_ON_REDIS.with(|cell| cell.borrow_mut().take());
+        }
+    }
+    let _reset = Reset;
+    test();
+    // The store really was on Redis: the host read and wrote there.
+    let server = kv_redis().expect("set above");
+    let stats = server.command_stats();
+    assert!(
+        stats.contains("cmdstat_get:") && stats.contains("cmdstat_set:"),
+        "no GET or SET reached Redis:\n{stats}"
+    );
+}
+
+/// The Redis this test's key-value store lives on, if any.
+pub fn kv_redis() -> Option<std::rc::Rc<RedisServer>> {
+    KV_ON_REDIS.with(|cell| cell.borrow().as_ref().map(|(_, server)| server.clone()))
+}
+
+fn kv_on_redis_args(target: Target) -> Vec<String> {
+    KV_ON_REDIS.with(|cell| match (&*cell.borrow(), target) {
+        (Some((file, _)), Target::Spin) => vec![
+            "--runtime-config-file".to_string(),
+            file.display().to_string(),
+        ],
+        _ => Vec::new(),
+    })
 }

@@ -13,8 +13,8 @@ macro_rules! on_both_targets {
             mod $name {
                 #[test]
                 fn spin() {
-                    // Stock wasmtime serve runs dist/portico-wasi.wasm only.
-                    if crate::harness::runtime() == crate::harness::Runtime::WasmtimeServe {
+                    // A stock runtime runs dist/portico-wasi.wasm only.
+                    if crate::harness::runtime() != crate::harness::Runtime::Embedded {
                         return;
                     }
                     super::$name(portico::serve::Target::Spin);
@@ -25,6 +25,23 @@ macro_rules! on_both_targets {
                 }
             }
         )*
+    };
+}
+
+/// Expands `fn name(target)` into one test on `--target spin` with the
+/// key-value store on Redis (`name::kv_on_redis`).
+macro_rules! with_kv_on_redis {
+    ($($name:ident),* $(,)?) => {
+        mod kv_on_redis {
+            $(
+                #[test]
+                fn $name() {
+                    crate::harness::with_kv_on_redis(|| {
+                        super::$name(portico::serve::Target::Spin)
+                    });
+                }
+            )*
+        }
     };
 }
 
@@ -43,4 +60,5 @@ mod operations;
 mod origin;
 mod platform;
 mod ratelimit;
+mod scaling;
 mod upstream;

@@ -13,12 +13,15 @@
 //! Each is one module with the same shape; [`add_to_linker`] wires all three.
 
 pub mod key_value;
+pub mod key_value_redis;
 pub mod sqlite;
 pub mod variables;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::runtime_config::{KeyValueStore, RuntimeConfig};
 
 use anyhow::{Context, Result};
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -43,27 +46,37 @@ wasmtime::component::bindgen!({
 /// connection (Spin, too, keeps one per store for the whole app), the
 /// databases the component may open, and the resolved variables.
 pub struct SpinBackend {
-    pub(crate) key_value: Mutex<rusqlite::Connection>,
+    pub(crate) key_value: key_value::Backend,
     pub(crate) databases: sqlite::Opened,
     pub(crate) variables: BTreeMap<String, String>,
 }
 
 impl SpinBackend {
     /// Opens (creating if needed) the key-value store and the granted SQLite
-    /// databases under `data_dir`.
+    /// databases: where `runtime` puts them, else under `data_dir`.
     pub fn open(
         data_dir: &Path,
         databases: &sqlite::Databases,
+        runtime: &RuntimeConfig,
         variables: BTreeMap<String, String>,
     ) -> Result<Arc<SpinBackend>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data folder {}", data_dir.display()))?;
         Ok(Arc::new(SpinBackend {
-            key_value: Mutex::new(key_value::open(&data_dir.join(key_value::FILE))?),
-            databases: sqlite::Opened::open(data_dir, databases)?,
+            key_value: key_value::Backend::open(&key_value_store(data_dir, runtime))?,
+            databases: sqlite::Opened::open(data_dir, databases, &runtime.sqlite_databases)?,
             variables,
         }))
     }
+}
+
+/// Where the `default` key-value store lives: the runtime configuration's
+/// choice, else `<data>/sqlite_key_value.db`.
+pub fn key_value_store(data_dir: &Path, runtime: &RuntimeConfig) -> KeyValueStore {
+    runtime
+        .key_value
+        .clone()
+        .unwrap_or_else(|| KeyValueStore::Sqlite(data_dir.join(key_value::FILE)))
 }
 
 /// Opens a SQLite file as Spin does: SQLite's defaults (rollback journal

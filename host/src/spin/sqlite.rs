@@ -56,9 +56,15 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// Checks that each granted database under `data_dir` can be opened
-    /// (creating its file if needed), so a bad data folder fails at startup.
-    pub fn open(data_dir: &Path, databases: &Databases) -> Result<Opened> {
+    /// Checks that each granted database can be opened (creating its file
+    /// if needed), so a bad data folder fails at startup. A database is the
+    /// file `placed` names (the runtime configuration's `path`), else its
+    /// file under `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        databases: &Databases,
+        placed: &BTreeMap<String, PathBuf>,
+    ) -> Result<Opened> {
         let mut files = BTreeMap::new();
         for label in &databases.granted {
             if !locality::is_label(label) {
@@ -66,7 +72,14 @@ impl Opened {
                     "sqlite_databases: {label:?} is not a database label (lower-case letters, digits, `_` and `-`, starting with a letter)"
                 );
             }
-            let path: PathBuf = data_dir.join(file_name(label));
+            let path: PathBuf = placed
+                .get(label)
+                .cloned()
+                .unwrap_or_else(|| data_dir.join(file_name(label)));
+            if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder)
+                    .map_err(|err| anyhow::anyhow!("creating {}: {err}", folder.display()))?;
+            }
             drop(open(&path)?);
             files.insert(label.clone(), path);
         }
@@ -219,6 +232,7 @@ mod tests {
         let opened = Opened::open(
             dir.path(),
             &databases(&["default", "eu"], &["default", "eu"]),
+            &BTreeMap::new(),
         )
         .unwrap();
         assert!(opened.check("default").is_ok());
@@ -230,7 +244,12 @@ mod tests {
     #[test]
     fn ungranted_is_denied_and_undefined_does_not_exist() {
         let dir = tempfile::tempdir().unwrap();
-        let opened = Opened::open(dir.path(), &databases(&["eu"], &["eu", "us"])).unwrap();
+        let opened = Opened::open(
+            dir.path(),
+            &databases(&["eu"], &["eu", "us"]),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert!(opened.check("eu").is_ok());
         assert!(matches!(opened.check("us"), Err(Error::AccessDenied)));
         // Spin always defines `default`; this component was not granted it.
@@ -242,7 +261,7 @@ mod tests {
     #[test]
     fn a_label_that_cannot_name_a_file_is_refused_at_startup() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Opened::open(dir.path(), &databases(&["../x"], &[]))
+        let err = Opened::open(dir.path(), &databases(&["../x"], &[]), &BTreeMap::new())
             .err()
             .unwrap()
             .to_string();
