@@ -4,7 +4,8 @@
 // - The folder `$PORTICO_DATA` (default `./data`, created if missing) is
 //   preopened at `/data`, where platform-wasi keeps its storage.
 // - The component sees only the environment variables that are Portico
-//   variables (those declared in `spin.toml`, in upper case: `JWT_SECRET`,
+//   variables (those declared in `spin.toml`, or in the manifest
+//   `$PORTICO_MANIFEST` names, in upper case: `JWT_SECRET`,
 //   `BOOTSTRAP_ADMIN`, ...), not the rest of the shell's environment, plus
 //   `PORTICO_LOCKED_APPEND=1`: this shim's append-via-stream is not an
 //   atomic append, so platform-wasi locks a counter segment while it appends
@@ -29,8 +30,12 @@ const data = resolve(process.env.PORTICO_DATA || "data");
 mkdirSync(data, { recursive: true });
 _setPreopens({ "/data": data });
 
-// The variable names declared in spin.toml's [variables] table.
-const manifest = readFileSync(new URL("../../spin.toml", import.meta.url), "utf8");
+// The variable names declared in spin.toml's [variables] table (the app's,
+// or another manifest's named by PORTICO_MANIFEST).
+const manifest = readFileSync(
+  process.env.PORTICO_MANIFEST || new URL("../../spin.toml", import.meta.url),
+  "utf8",
+);
 const table = manifest.split(/^\[variables\]$/m)[1]?.split(/^\[/m)[0] ?? "";
 const names = [...table.matchAll(/^([a-z][a-z0-9_]*)\s*=/gm)].map((m) => m[1].toUpperCase());
 _setEnv({
