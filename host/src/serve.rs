@@ -608,6 +608,15 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             Target::Wasi => "wasi",
         }
     );
+    if options.target == Target::Spin && options.runtime_config != Default::default() {
+        eprintln!(
+            "portico: key-value store: {}",
+            crate::spin::key_value::Backend::describe(&crate::spin::key_value_store(
+                &options.data,
+                &options.runtime_config
+            ))
+        );
+    }
     if let Some(token) = schedule_token {
         crate::schedule::spawn(format!("http://{address}"), token, options.schedule.clone());
     }

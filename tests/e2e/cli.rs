@@ -376,3 +376,37 @@ fn up_greets_a_first_run_with_a_landing_page_and_demo_flags() {
         "only `up` prints the hint"
     );
 }
+
+/// A runtime configuration the host cannot honour stops `portico serve` at
+/// startup, naming what it cannot do; one it can is reported on startup.
+#[test]
+fn runtime_config_mistakes_stop_the_server_naming_them() {
+    if crate::harness::embedded_host_only("portico serve's own startup check") {
+        return;
+    }
+    let data = data_dir("rtconfig");
+    for (text, says) in [
+        (
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"https://db.example\"\n",
+            "type \"libsql\": Spin supports it",
+        ),
+        (
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:1\"\nuser = \"x\"\n",
+            "unknown field `user`",
+        ),
+        (
+            "[llm_compute]\ntype = \"spin\"\n",
+            "[llm_compute]: not supported",
+        ),
+    ] {
+        let file = data.path().join("runtime-config.toml");
+        std::fs::write(&file, text).unwrap();
+        let mut config = HostConfig::app(Target::Spin, data.path());
+        config.args = vec!["--runtime-config-file".into(), file.display().to_string()];
+        let output = config.command().stdin(Stdio::null()).output().unwrap();
+        assert!(!output.status.success(), "{text}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{text}: {stderr}");
+        assert!(stderr.contains("runtime-config.toml"), "{stderr}");
+    }
+}
