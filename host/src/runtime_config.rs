@@ -129,16 +129,19 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
     }
 }
 
+/// The file of a `type = "spin"` entry (its only other field is `path`).
+fn spin_path(name: &str, entry: &toml::Value, base: &Path) -> Result<PathBuf> {
+    let found = fields(name, entry, &["type", "path"])?;
+    let path = found
+        .get("path")
+        .with_context(|| format!("[{name}] type \"spin\" needs a `path`"))?;
+    Ok(resolve(base, path))
+}
+
 fn key_value_store(label: &str, entry: &toml::Value, base: &Path) -> Result<KeyValueStore> {
     let name = format!("key_value_store.{label}");
     match type_of(&name, entry)? {
-        "spin" => {
-            let found = fields(&name, entry, &["type", "path"])?;
-            let path = found
-                .get("path")
-                .with_context(|| format!("[{name}] type \"spin\" needs a `path`"))?;
-            Ok(KeyValueStore::Sqlite(resolve(base, path)))
-        }
+        "spin" => Ok(KeyValueStore::Sqlite(spin_path(&name, entry, base)?)),
         "redis" => {
             let found = fields(&name, entry, &["type", "url"])?;
             let url = found
@@ -164,13 +167,7 @@ fn sqlite_database(label: &str, entry: &toml::Value, base: &Path) -> Result<Path
         );
     }
     match type_of(&name, entry)? {
-        "spin" => {
-            let found = fields(&name, entry, &["type", "path"])?;
-            let path = found
-                .get("path")
-                .with_context(|| format!("[{name}] type \"spin\" needs a `path`"))?;
-            Ok(resolve(base, path))
-        }
+        "spin" => spin_path(&name, entry, base),
         "libsql" => bail!(
             "[{name}] type \"libsql\": Spin supports it (libSQL / Turso), the embedded host \
              does not; give every instance the same SQLite file with type = \"spin\" and a `path`"

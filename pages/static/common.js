@@ -60,5 +60,16 @@ window.portico = (function () {
     });
   }
 
-  return { api: api, problem: problem, cell: cell, toLogin: toLogin };
+  // A section's status line (`<prefix>-status`) and alert (`<prefix>-error`):
+  // saying one empties the other, so only the latest answer shows.
+  function notices(prefix) {
+    var status = document.getElementById(prefix + "-status");
+    var alert = document.getElementById(prefix + "-error");
+    return {
+      say: function (text) { alert.textContent = ""; status.textContent = text; },
+      fail: function (text) { status.textContent = ""; alert.textContent = text; }
+    };
+  }
+
+  return { api: api, problem: problem, cell: cell, toLogin: toLogin, notices: notices };
 })();

@@ -399,8 +399,8 @@ impl Host {
             .spawn()
             .unwrap_or_else(|err| panic!("spawn {command:?}: {err}"));
         // `portico` prints its address on stdout; `wasmtime serve` prints
-        // `Serving HTTP on http://127.0.0.1:<port>/` on stderr; `jco serve`
-        // prints `Server listening @ 127.0.0.1:<port>...` on stdout.
+        // `Serving HTTP on http://127.0.0.1:<port>/` on stderr, and `jco
+        // serve` `Server listening @ 127.0.0.1:<port>...` there too.
         let url_of = |line: &str| {
             line.find("http://")
                 .map(|at| line[at..].trim().trim_end_matches('/').to_string())
@@ -410,11 +410,7 @@ impl Host {
         let stdout_tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let url = match &jco_url {
-                    Some(url) => line.starts_with("Server listening @ ").then(|| url.clone()),
-                    None => url_of(&line).filter(|_| !stock),
-                };
-                if let Some(url) = url {
+                if let Some(url) = url_of(&line).filter(|_| runtime == Runtime::Embedded) {
                     let _ = stdout_tx.send(url);
                 }
             }
@@ -426,6 +422,12 @@ impl Host {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 if stock && line.starts_with("Serving HTTP on ") {
                     let _ = tx.send(url_of(&line).expect("wasmtime's address"));
+                }
+                if let Some(url) = jco_url
+                    .as_ref()
+                    .filter(|_| line.starts_with("Server listening @ "))
+                {
+                    let _ = tx.send(url.clone());
                 }
                 let line = if stock {
                     without_instance_prefix(&line)

@@ -24,15 +24,9 @@
     return unit === 0 ? bytes + " bytes" : value.toFixed(value < 10 ? 1 : 0) + " " + units[unit];
   }
 
-  function say(text) {
-    $("assets-error").textContent = "";
-    $("assets-status").textContent = text;
-  }
-
-  function fail(text) {
-    $("assets-status").textContent = "";
-    $("assets-error").textContent = text;
-  }
+  var notices = window.portico.notices("assets");
+  var say = notices.say;
+  var fail = notices.fail;
 
   async function load() {
     var reply = await api("GET", "/admin/assets?prefix=");

@@ -12,15 +12,9 @@
   var definitions = { flags: {} };
   var NEW = "";
 
-  function say(text) {
-    $("flags-error").textContent = "";
-    $("flags-status").textContent = text;
-  }
-
-  function fail(text) {
-    $("flags-status").textContent = "";
-    $("flags-error").textContent = text;
-  }
+  var notices = window.portico.notices("flags");
+  var say = notices.say;
+  var fail = notices.fail;
 
   async function load() {
     var reply = await api("GET", "/admin/flags");

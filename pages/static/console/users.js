@@ -8,15 +8,9 @@
   var cell = window.portico.cell;
   var $ = function (id) { return document.getElementById(id); };
 
-  function say(text) {
-    $("users-error").textContent = "";
-    $("users-status").textContent = text;
-  }
-
-  function fail(text) {
-    $("users-status").textContent = "";
-    $("users-error").textContent = text;
-  }
+  var notices = window.portico.notices("users");
+  var say = notices.say;
+  var fail = notices.fail;
 
   function roleList(text) {
     return text.split(/[\s,]+/).filter(Boolean);
