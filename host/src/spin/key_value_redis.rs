@@ -5,19 +5,21 @@
 //! writes (its TTL envelope, the asset chunk layout), so every semantic the
 //! adapter builds on holds here as on SQLite.
 //!
-//! Two choices differ from Spin's, both for a store shared by many
-//! instances: the key listing walks `SCAN` (never `KEYS`, which blocks the
-//! server for every client while it runs) and sorts the result by bytes,
-//! as the SQLite store lists; and the connection is a `ConnectionManager`,
-//! so a Redis restart costs the calls made while it is down (each fails
-//! within the timeouts below, which the app answers as storage errors) and
-//! the host reconnects by itself.
+//! As in Spin, the host sends one command at a time (Spin keeps its one
+//! connection under a mutex), so what a request costs here is what it costs
+//! on a Spin node. Two choices differ from Spin's, both for a store shared
+//! by many instances: the key listing walks `SCAN` (never `KEYS`, which
+//! blocks the server for every client while it runs) and sorts the result
+//! by bytes, as the SQLite store lists; and the connection is a
+//! `ConnectionManager`, so a Redis restart costs the calls made while it is
+//! down (each fails within the timeouts below, which the app answers as
+//! storage errors) and the host reconnects by itself.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 /// A call waits this long for a connection, then fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,6 +33,8 @@ pub struct RedisStore {
     /// Connected at the first call (as Spin does), so a host starts while
     /// Redis is still coming up; a failed connect is tried again next call.
     connection: OnceCell<ConnectionManager>,
+    /// Held for each command: one at a time, as Spin's store does.
+    turn: Mutex<()>,
 }
 
 impl RedisStore {
@@ -40,6 +44,7 @@ impl RedisStore {
         Ok(RedisStore {
             client,
             connection: OnceCell::new(),
+            turn: Mutex::new(()),
         })
     }
 
@@ -60,6 +65,7 @@ impl RedisStore {
     /// met a broken connection (Redis restarted since the last call) is
     /// sent once more, on the connection the manager has made anew.
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> redis::RedisResult<T> {
+        let _turn = self.turn.lock().await;
         let mut connection = self.connection().await?;
         match command.query_async(&mut connection).await {
             Err(err) if err.is_io_error() || err.is_connection_dropped() => {
