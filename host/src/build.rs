@@ -158,11 +158,97 @@ pub fn build(workspace: &Path) -> Result<Vec<Artifact>> {
     Ok(artifacts)
 }
 
-/// Prints the artifact table `portico build` shows.
+/// Size budget (gzip bytes) of a composed app in `dist/` (issue #16): what
+/// an edge platform downloads and compiles on a cold start.
+pub const APP_GZIP_BUDGET: usize = 512 * 1024;
+/// Size budget (gzip bytes) of a standalone component in `dist/components/`.
+pub const COMPONENT_GZIP_BUDGET: usize = 128 * 1024;
+
+/// The budget an artifact is held to: standalone components (under a
+/// `components` directory) have the smaller one.
+fn gzip_budget(path: &Path) -> usize {
+    let standalone = path
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|dir| dir == "components");
+    if standalone {
+        COMPONENT_GZIP_BUDGET
+    } else {
+        APP_GZIP_BUDGET
+    }
+}
+
+/// One warning line for every artifact over its gzip budget.
+pub fn budget_warnings(workspace: &Path, artifacts: &[Artifact]) -> Vec<String> {
+    artifacts
+        .iter()
+        .filter_map(|a| {
+            let budget = gzip_budget(&a.path);
+            (a.gzip > budget).then(|| {
+                let shown = a.path.strip_prefix(workspace).unwrap_or(&a.path);
+                format!(
+                    "warning: {} is {} bytes gzip, over its budget of {} ({} KiB) by {} bytes",
+                    shown.display(),
+                    a.gzip,
+                    budget,
+                    budget / 1024,
+                    a.gzip - budget
+                )
+            })
+        })
+        .collect()
+}
+
+/// Prints the artifact table `portico build` shows, then a warning for each
+/// artifact over its size budget (a warning, not a failure: the build is
+/// still usable, the budget is a goal to hold).
 pub fn print_sizes(workspace: &Path, artifacts: &[Artifact]) {
     println!("{:<36} {:>10} {:>10}", "artifact", "bytes", "gzip");
     for a in artifacts {
         let shown = a.path.strip_prefix(workspace).unwrap_or(&a.path);
         println!("{:<36} {:>10} {:>10}", shown.display(), a.raw, a.gzip);
+    }
+    for warning in budget_warnings(workspace, artifacts) {
+        eprintln!("{warning}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(path: &str, gzip: usize) -> Artifact {
+        Artifact {
+            path: Path::new("/ws").join(path),
+            raw: gzip * 3,
+            gzip,
+        }
+    }
+
+    #[test]
+    fn artifacts_within_budget_give_no_warning() {
+        let artifacts = [
+            artifact("dist/portico-spin.wasm", APP_GZIP_BUDGET),
+            artifact("dist/components/flags.wasm", COMPONENT_GZIP_BUDGET),
+        ];
+        assert!(budget_warnings(Path::new("/ws"), &artifacts).is_empty());
+    }
+
+    #[test]
+    fn each_artifact_is_held_to_its_own_budget() {
+        let artifacts = [
+            // Over the component budget but within the app's: no warning.
+            artifact("dist/portico-wasi.wasm", COMPONENT_GZIP_BUDGET + 1),
+            artifact("dist/components/flags.wasm", COMPONENT_GZIP_BUDGET + 1),
+            artifact("dist/portico-spin.wasm", APP_GZIP_BUDGET + 10),
+        ];
+        let warnings = budget_warnings(Path::new("/ws"), &artifacts);
+        assert_eq!(
+            warnings,
+            [
+                "warning: dist/components/flags.wasm is 131073 bytes gzip, over its budget of 131072 (128 KiB) by 1 bytes",
+                "warning: dist/portico-spin.wasm is 524298 bytes gzip, over its budget of 524288 (512 KiB) by 10 bytes",
+            ]
+        );
     }
 }

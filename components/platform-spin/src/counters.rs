@@ -7,7 +7,7 @@ use spin_sdk::sqlite::Value;
 
 use portico_storage_format::{counters, names};
 
-use crate::db::Db;
+use crate::db::{Db, describe};
 use crate::exports::portico::platform::counters::Guest;
 use crate::exports::portico::platform::types::Error;
 use crate::{Adapter, name_error};
@@ -84,7 +84,10 @@ impl Guest for Adapter {
                 [Value::Text(name), Value::Integer(value)] => Ok((name.clone(), *value)),
                 // SQLite turns an integer overflow into a real: saturate.
                 [Value::Text(name), Value::Real(value)] => Ok((name.clone(), *value as i64)),
-                other => Err(Error::Other(format!("unexpected counter row {other:?}"))),
+                other => Err(Error::Other(format!(
+                    "unexpected counter row {}",
+                    describe(other)
+                ))),
             })
             .collect()
     }

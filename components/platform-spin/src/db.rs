@@ -112,3 +112,21 @@ impl Db {
 pub fn int(n: u64) -> Value {
     Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
+
+/// SQLite's type names for an unexpected row, for an error message. The
+/// values themselves are left out: `{:?}` on them would pull the float
+/// formatting machinery (about 8 KB gzip) into the component for a message
+/// that only a schema mismatch can produce, and a blob could be large.
+pub fn describe(values: &[Value]) -> String {
+    let types: Vec<&str> = values
+        .iter()
+        .map(|value| match value {
+            Value::Integer(_) => "integer",
+            Value::Real(_) => "real",
+            Value::Text(_) => "text",
+            Value::Blob(_) => "blob",
+            Value::Null => "null",
+        })
+        .collect();
+    format!("({})", types.join(", "))
+}

@@ -8,7 +8,7 @@ use spin_sdk::sqlite::{QueryResult, Value};
 
 use portico_storage_format::{envelope, names};
 
-use crate::db::{Db, int};
+use crate::db::{Db, describe, int};
 use crate::exports::portico::platform::durable::{Entry, Guest, Outcome};
 use crate::exports::portico::platform::types::Error;
 use crate::{Adapter, name_error, now_ms};
@@ -67,7 +67,10 @@ fn first_version(result: &QueryResult) -> Result<Option<u64>, Error> {
     match result.rows.first().and_then(|row| row.values.first()) {
         None => Ok(None),
         Some(Value::Integer(v)) => Ok(Some(*v as u64)),
-        Some(other) => Err(Error::Other(format!("unexpected version value {other:?}"))),
+        Some(other) => Err(Error::Other(format!(
+            "unexpected version value {}",
+            describe(std::slice::from_ref(other))
+        ))),
     }
 }
 
@@ -82,7 +85,10 @@ fn load_with(db: &Db, ns: &str, id: &str, now: u64) -> Result<Option<Entry>, Err
             value: value.clone(),
             version: *version as u64,
         })),
-        other => Err(Error::Other(format!("unexpected durable row {other:?}"))),
+        other => Err(Error::Other(format!(
+            "unexpected durable row {}",
+            describe(other)
+        ))),
     }
 }
 

@@ -65,7 +65,9 @@ impl Guest for Adapter {
                 keys.push(key);
             }
         }
-        keys.sort();
+        // Unstable is the same order for strings (equal ones are identical)
+        // and compiles to less code (about 1 KB gzip less here).
+        keys.sort_unstable();
         Ok(keys)
     }
 

@@ -17,6 +17,12 @@ pub const NAMESPACE: &str = "metrics";
 pub const BUCKETS: [f64; 11] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+/// `BUCKETS` as their `le` labels (what `to_string` prints for each), written
+/// out so that no float is formatted at run time: core's float formatting is
+/// several KB of the component (issue #16) and nothing else here needs it.
+const BUCKET_LABELS: [&str; 11] = [
+    "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+];
 
 fn escape(value: &str) -> String {
     value
@@ -69,11 +75,10 @@ pub fn deltas(
     )];
     let le = BUCKETS
         .iter()
-        .find(|bound| seconds <= **bound)
-        .map(|bound| bound.to_string())
-        .unwrap_or_else(|| "+Inf".into());
+        .position(|bound| seconds <= *bound)
+        .map_or("+Inf", |i| BUCKET_LABELS[i]);
     out.push((
-        series("portico_request_duration_seconds_bucket", &[("le", &le)]),
+        series("portico_request_duration_seconds_bucket", &[("le", le)]),
         1,
     ));
     out.push((
@@ -161,7 +166,7 @@ fn family_of(series: &str) -> &str {
 
 /// The Prometheus text exposition of the stored totals, plus gauges
 /// computed at scrape time (`name{labels}`, value).
-pub fn render(totals: &[(String, i64)], gauges: &[(String, f64)]) -> String {
+pub fn render(totals: &[(String, i64)], gauges: &[(String, u8)]) -> String {
     let mut by_family: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
     for (name, value) in totals {
         by_family
@@ -180,12 +185,8 @@ pub fn render(totals: &[(String, i64)], gauges: &[(String, f64)]) -> String {
                 .map(|(n, v)| (n.to_string(), *v))
                 .collect();
             let mut cumulative = 0;
-            for bound in BUCKETS
-                .iter()
-                .map(|b| b.to_string())
-                .chain(["+Inf".to_string()])
-            {
-                let name = series("portico_request_duration_seconds_bucket", &[("le", &bound)]);
+            for bound in BUCKET_LABELS.into_iter().chain(["+Inf"]) {
+                let name = series("portico_request_duration_seconds_bucket", &[("le", bound)]);
                 cumulative += stored.get(&name).copied().unwrap_or(0);
                 out.push_str(&format!("{name} {cumulative}\n"));
             }
@@ -201,7 +202,7 @@ pub fn render(totals: &[(String, i64)], gauges: &[(String, f64)]) -> String {
                 .unwrap_or(0);
             out.push_str(&format!(
                 "portico_request_duration_seconds_sum {}\n",
-                sum_us as f64 / 1e6
+                seconds_text(sum_us)
             ));
             out.push_str(&format!("portico_request_duration_seconds_count {count}\n"));
             continue;
@@ -220,8 +221,25 @@ pub fn render(totals: &[(String, i64)], gauges: &[(String, f64)]) -> String {
     out
 }
 
-/// A gauge series for a route's breaker.
-pub fn breaker_gauge(route: &str, state: f64) -> (String, f64) {
+/// `{}` of `micros as f64 / 1e6` (the shortest decimal that reads back as
+/// that float) without formatting a float: below 10^15 µs (31 years of
+/// request time) the exact decimal has at most 15 significant digits, so it
+/// is that shortest decimal.
+fn seconds_text(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let (whole, fraction) = (
+        micros.unsigned_abs() / 1_000_000,
+        micros.unsigned_abs() % 1_000_000,
+    );
+    if fraction == 0 {
+        return format!("{sign}{whole}");
+    }
+    let fraction = format!("{fraction:06}");
+    format!("{sign}{whole}.{}", fraction.trim_end_matches('0'))
+}
+
+/// A gauge series for a route's breaker (0 closed, 1 half-open, 2 open).
+pub fn breaker_gauge(route: &str, state: u8) -> (String, u8) {
     (
         series("portico_upstream_breaker_state", &[("route", route)]),
         state,
@@ -231,6 +249,27 @@ pub fn breaker_gauge(route: &str, state: f64) -> (String, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bucket_labels_are_the_bounds_as_printed() {
+        assert_eq!(
+            BUCKET_LABELS,
+            BUCKETS.map(|b| b.to_string()).map(|s| s.leak() as &str)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn seconds_text_prints_what_float_formatting_did(micros in -999_999_999_999_999i64..=999_999_999_999_999) {
+            prop_assert_eq!(seconds_text(micros), (micros as f64 / 1e6).to_string());
+        }
+
+        #[test]
+        fn seconds_text_small_sums(micros in -10_000_000i64..10_000_000) {
+            prop_assert_eq!(seconds_text(micros), (micros as f64 / 1e6).to_string());
+        }
+    }
 
     #[test]
     fn a_request_mix_renders_cumulative_histograms_and_counters() {
@@ -250,7 +289,7 @@ mod tests {
             }
         }
         let totals: Vec<(String, i64)> = totals.into_iter().collect();
-        let text = render(&totals, &[breaker_gauge("api", 2.0)]);
+        let text = render(&totals, &[breaker_gauge("api", 2)]);
         assert!(text.contains("portico_requests_total{route=\"/api/config\",status=\"2xx\"} 2\n"));
         assert!(text.contains("portico_requests_total{route=\"/api/config\",status=\"4xx\"} 1\n"));
         assert!(text.contains("portico_request_duration_seconds_bucket{le=\"0.001\"} 1\n"));

@@ -18,15 +18,15 @@ pub fn get(_request: &Request) -> Result<Response, Problem> {
             format!("the counters could not be read: {err:?}"),
         )
     })?;
-    let gauges: Vec<(String, f64)> = config::load()
+    let gauges: Vec<(String, u8)> = config::load()
         .map(|upstreams| upstreams.routes)
         .unwrap_or_default()
         .iter()
         .map(|route| {
             let state = match breaker::state(&route.name) {
-                BreakerState::Closed { .. } => 0.0,
-                BreakerState::HalfOpen { .. } => 1.0,
-                BreakerState::Open { .. } => 2.0,
+                BreakerState::Closed { .. } => 0,
+                BreakerState::HalfOpen { .. } => 1,
+                BreakerState::Open { .. } => 2,
             };
             metrics::breaker_gauge(&route.name, state)
         })
