@@ -31,12 +31,7 @@
       var flags = config.data.flags || {};
       Object.keys(flags).sort().forEach(function (key) {
         var flag = flags[key];
-        var row = document.createElement("tr");
-        row.dataset.flag = key;
-        var name = document.createElement("th");
-        name.scope = "row";
-        name.textContent = key;
-        row.appendChild(name);
+        var row = window.portico.headedRow("flag", key);
         cell(row, show(flag.value), "value");
         cell(row, flag.variant || "—", "variant");
         cell(row, flag.reason || "—", "reason");

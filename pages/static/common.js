@@ -71,5 +71,19 @@ window.portico = (function () {
     };
   }
 
-  return { api: api, problem: problem, cell: cell, toLogin: toLogin, notices: notices };
+  // A table row marked `data-<attribute>` = value, whose first cell is the
+  // row's header showing the value.
+  function headedRow(attribute, value) {
+    var row = document.createElement("tr");
+    row.dataset[attribute] = value;
+    var header = document.createElement("th");
+    header.scope = "row";
+    header.textContent = value;
+    row.appendChild(header);
+    return row;
+  }
+
+  return {
+    api: api, problem: problem, cell: cell, headedRow: headedRow, toLogin: toLogin, notices: notices
+  };
 })();

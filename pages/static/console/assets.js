@@ -37,12 +37,7 @@
     var body = $("assets").tBodies[0];
     body.textContent = "";
     (reply.data.objects || []).forEach(function (object) {
-      var row = document.createElement("tr");
-      row.dataset.path = object.path;
-      var name = document.createElement("th");
-      name.scope = "row";
-      name.textContent = object.path;
-      row.appendChild(name);
+      var row = window.portico.headedRow("path", object.path);
       var size = cell(row, humanSize(object.size), "size");
       size.title = object.size + " bytes";
       size.dataset.bytes = String(object.size);

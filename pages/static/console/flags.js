@@ -36,12 +36,7 @@
     Object.keys(definitions.flags).sort().forEach(function (key) {
       var flag = definitions.flags[key];
       var enabled = flag.state === "ENABLED";
-      var row = document.createElement("tr");
-      row.dataset.flag = key;
-      var name = document.createElement("th");
-      name.scope = "row";
-      name.textContent = key;
-      row.appendChild(name);
+      var row = window.portico.headedRow("flag", key);
       cell(row, String(flag.defaultVariant));
       var toggle = document.createElement("button");
       toggle.type = "button";

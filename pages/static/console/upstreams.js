@@ -34,12 +34,7 @@
     var body = $("upstreams").tBodies[0];
     body.textContent = "";
     routes.forEach(function (route) {
-      var row = document.createElement("tr");
-      row.dataset.route = route.name;
-      var name = document.createElement("th");
-      name.scope = "row";
-      name.textContent = route.name;
-      row.appendChild(name);
+      var row = window.portico.headedRow("route", route.name);
       cell(row, route.prefix);
       cell(row, route.origin, "origin");
       cell(row, route.cache ? "yes" : "no");

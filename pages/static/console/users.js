@@ -39,12 +39,7 @@
     var body = $("users").tBodies[0];
     body.textContent = "";
     (reply.data.users || []).forEach(function (user, i) {
-      var row = document.createElement("tr");
-      row.dataset.user = user.name;
-      var name = document.createElement("th");
-      name.scope = "row";
-      name.textContent = user.name;
-      row.appendChild(name);
+      var row = window.portico.headedRow("user", user.name);
 
       var roles = cell(row, "", "roles");
       var input = document.createElement("input");
