@@ -13,7 +13,8 @@ use portico::serve::Target;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Host, HostConfig, RedisServer, Reply, client, data_dir, embedded_host_only, runtime_config,
+    Host, HostConfig, RedisServer, Reply, client, data_dir, embedded_host_only, login_token,
+    runtime_config,
 };
 
 const ADMIN: &str = "ops";
@@ -126,27 +127,6 @@ fn send(method: &str, url: &str, token: Option<&str>, body: Option<&[u8]>) -> Re
     Reply::from(response.unwrap_or_else(|err| panic!("{method} {url}: {err}")))
 }
 
-fn login(url: &str) -> String {
-    let reply = send(
-        "POST",
-        url,
-        None,
-        Some(
-            json!({"username": ADMIN, "password": ADMIN_PASSWORD})
-                .to_string()
-                .as_bytes(),
-        ),
-    );
-    assert_eq!(reply.status, 200, "login: {}", reply.text());
-    let cookie = reply.header("set-cookie").expect("a session cookie");
-    cookie
-        .split(';')
-        .next()
-        .and_then(|pair| pair.trim().strip_prefix("session="))
-        .expect("session=")
-        .to_string()
-}
-
 /// 300 requests from 32 connections, spread round-robin over every
 /// instance, against a limit of 100: exactly 100 are admitted.
 fn a_burst_admits_exactly_the_limit(cluster: &Cluster) {
@@ -214,7 +194,7 @@ fn a_burst_admits_exactly_the_limit(cluster: &Cluster) {
 /// A session revoked through one instance is refused by the others on the
 /// next request.
 fn a_logout_is_seen_everywhere(cluster: &Cluster) {
-    let token = login(&cluster.url(0, "/api/login"));
+    let token = login_token(&cluster.hosts[0], ADMIN, ADMIN_PASSWORD);
     for i in 0..cluster.hosts.len() {
         let user = send("GET", &cluster.url(i, "/api/user"), Some(&token), None);
         assert_eq!(user.status, 200, "instance {i}: {}", user.text());
@@ -235,7 +215,7 @@ fn a_logout_is_seen_everywhere(cluster: &Cluster) {
 
 /// A flag set through one instance is evaluated by every other at once.
 fn a_flag_write_is_seen_everywhere(cluster: &Cluster) {
-    let token = login(&cluster.url(0, "/api/login"));
+    let token = login_token(&cluster.hosts[0], ADMIN, ADMIN_PASSWORD);
     let evaluate = |i: usize| -> Value {
         let reply = send(
             "POST",
@@ -276,7 +256,7 @@ fn a_flag_write_is_seen_everywhere(cluster: &Cluster) {
 
 /// An asset uploaded through one instance is served whole by the others.
 fn an_asset_upload_is_served_everywhere(cluster: &Cluster) {
-    let token = login(&cluster.url(0, "/api/login"));
+    let token = login_token(&cluster.hosts[0], ADMIN, ADMIN_PASSWORD);
     // Several 256 KiB chunks and a partial one.
     let body: Vec<u8> = (0..(3 << 20) + 12345u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
@@ -340,7 +320,7 @@ fn a_redis_restart_costs_503s_while_down_and_service_resumes() {
         return;
     }
     let mut cluster = Cluster::start(Sharing::RedisAndSqlite, 2);
-    let token = login(&cluster.url(0, "/api/login"));
+    let token = login_token(&cluster.hosts[0], ADMIN, ADMIN_PASSWORD);
     let config_before = send("GET", &cluster.url(1, "/api/config"), None, None);
     assert_eq!(config_before.status, 200, "{}", config_before.text());
 
