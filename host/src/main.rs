@@ -115,11 +115,26 @@ fn kv_store(
     data: &Path,
     runtime_config_file: Option<&Path>,
 ) -> Result<KvStore> {
-    let runtime = match runtime_config_file {
-        Some(file) => portico::runtime_config::RuntimeConfig::load(&resolve(workspace, file))?,
-        None => Default::default(),
-    };
+    let runtime = runtime_config(workspace, target, runtime_config_file)?;
     Ok(KvStore::placed(target, &resolve(workspace, data), &runtime))
+}
+
+/// `--runtime-config-file`, read; none: every store in the data folder.
+fn runtime_config(
+    workspace: &Path,
+    target: Target,
+    file: Option<&Path>,
+) -> Result<portico::runtime_config::RuntimeConfig> {
+    let Some(file) = file else {
+        return Ok(Default::default());
+    };
+    if target != Target::Spin {
+        bail!(
+            "--runtime-config-file configures Spin's stores: it needs --target spin \
+             (on --target wasi, storage is the folder preopened at /data)"
+        );
+    }
+    portico::runtime_config::RuntimeConfig::load(&resolve(workspace, file))
 }
 
 #[derive(Args)]
@@ -634,18 +649,11 @@ fn serve_options(
         component,
         variables,
         sqlite_databases: app.sqlite_databases().clone(),
-        runtime_config: match &args.runtime_config_file {
-            Some(file) => {
-                if args.target != Target::Spin {
-                    anyhow::bail!(
-                        "--runtime-config-file configures Spin's stores: it needs --target spin \
-                         (on --target wasi, storage is the folder preopened at /data)"
-                    );
-                }
-                portico::runtime_config::RuntimeConfig::load(&resolve(workspace, file))?
-            }
-            None => Default::default(),
-        },
+        runtime_config: runtime_config(
+            workspace,
+            args.target,
+            args.runtime_config_file.as_deref(),
+        )?,
         schedule: match &args.schedule {
             Some(spec) => portico::schedule::parse(spec)?,
             None => Vec::new(),
