@@ -40,14 +40,14 @@ pub fn device(user_agent: &str) -> &'static str {
 /// The preferred language (lower-case primary tag) of an `Accept-Language`
 /// value: the highest `q`, first on ties; `*` and `q=0` are not preferences.
 pub fn language(accept_language: &str) -> Option<String> {
-    let mut best: Option<(f32, String)> = None;
+    let mut best: Option<(u16, String)> = None;
     for item in accept_language.split(',') {
         let mut parts = item.split(';');
         let tag = parts.next()?.trim();
         let q = parts
-            .find_map(|p| p.trim().strip_prefix("q=").map(str::to_string))
-            .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
-            .unwrap_or(1.0);
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .map(|q| qvalue(q.trim()).unwrap_or(0))
+            .unwrap_or(1000);
         let primary = tag
             .split('-')
             .next()
@@ -55,7 +55,7 @@ pub fn language(accept_language: &str) -> Option<String> {
             .to_ascii_lowercase();
         let valid =
             (2..=8).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic());
-        if !valid || q <= 0.0 {
+        if !valid || q == 0 {
             continue;
         }
         if best.as_ref().is_none_or(|(bq, _)| q > *bq) {
@@ -63,6 +63,25 @@ pub fn language(accept_language: &str) -> Option<String> {
         }
     }
     best.map(|(_, tag)| tag)
+}
+
+/// An RFC 9110 `qvalue` (`0`, `0.5`, `0.125`, `1`, `1.000`) in thousandths;
+/// `None` for anything else. Exact, and no float parser in the component.
+fn qvalue(text: &str) -> Option<u16> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u16, |acc, digit| acc * 10 + u16::from(digit - b'0'));
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// An ISO 3166-1 alpha-2 code from the trusted header (`XX`/`T1` mean unknown/Tor at CDNs).
@@ -138,11 +157,39 @@ mod tests {
     }
 
     #[test]
+    fn qvalues_follow_rfc_9110() {
+        for (text, expected) in [
+            ("1", Some(1000)),
+            ("1.", Some(1000)),
+            ("1.000", Some(1000)),
+            ("0", Some(0)),
+            ("0.5", Some(500)),
+            ("0.05", Some(50)),
+            ("0.125", Some(125)),
+            ("1.001", None),
+            ("0.1234", None),
+            ("2", None),
+            (".5", None),
+            ("0.5e1", None),
+            ("inf", None),
+            ("", None),
+        ] {
+            assert_eq!(qvalue(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
     fn languages_and_countries() {
         assert_eq!(language("de-CH, fr;q=0.9, en;q=0.8").as_deref(), Some("de"));
         assert_eq!(language("en;q=0.5, fr;q=0.9").as_deref(), Some("fr"));
         assert_eq!(language("*, fr;q=0").as_deref(), None);
         assert_eq!(language("12, x"), None);
+        // Thousandths decide, and the first of equals wins.
+        assert_eq!(language("fr;q=0.125, de;q=0.12").as_deref(), Some("fr"));
+        assert_eq!(language("fr;q=0.5, de;q=0.500").as_deref(), Some("fr"));
+        // A malformed weight is no preference (RFC 9110 section 12.4.2).
+        assert_eq!(language("fr;q=0.5e1, de;q=0.1").as_deref(), Some("de"));
+        assert_eq!(language("fr;q=2, de;q=0.1").as_deref(), Some("de"));
         assert_eq!(country(" de ").as_deref(), Some("DE"));
         assert_eq!(country("XX"), None);
         assert_eq!(country("DEU"), None);

@@ -648,15 +648,80 @@ pub fn number_value(f: f64) -> Value {
     Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
+/// JavaScript `Number::toString` for `f` (ECMA-262 6.1.6.1.20): the shortest
+/// digits that read back as `f`, laid out as JavaScript does (`1e+21`,
+/// `1e-7`, `0.000001`, `123456789012345680000`).
+///
+/// The digits come from serde_json's own shortest-round-trip formatter,
+/// which this crate links anyway: `core`'s float `Display` would add its
+/// Grisu and Dragon tables (about 9 KB gzip) to the flags component for this
+/// one function, and lays numbers out differently from JavaScript besides.
 fn js_number_string(f: f64) -> String {
     if f.is_nan() {
-        "NaN".to_owned()
-    } else if f.is_infinite() {
-        if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
-    } else if f.fract() == 0.0 && f.abs() < 1e21 {
-        format!("{f:.0}")
+        return "NaN".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    if f == 0.0 {
+        // Both zeros: String(-0) is "0".
+        return "0".to_owned();
+    }
+    let Some(shortest) = Number::from_f64(f.abs()).map(|n| n.to_string()) else {
+        return "NaN".to_owned();
+    };
+    let (digits, exponent) = shortest_digits(&shortest);
+    let mut out = String::with_capacity(digits.len() + 8);
+    if f < 0.0 {
+        out.push('-');
+    }
+    js_layout(&mut out, &digits, exponent);
+    out
+}
+
+/// Splits a finite, positive decimal (`123.45`, `1e21`, `1.5e-7`, `100.0`)
+/// into its significant digits `s` (no leading or trailing zeros) and the
+/// exponent `n` with value `0.s × 10^n`, the `s` and `n` of ECMA-262.
+fn shortest_digits(decimal: &str) -> (String, i32) {
+    let (mantissa, exp) = match decimal.find(['e', 'E']) {
+        Some(at) => (
+            &decimal[..at],
+            decimal[at + 1..].parse::<i32>().unwrap_or(0),
+        ),
+        None => (decimal, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all: String = int.chars().chain(frac.chars()).collect();
+    let leading = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_matches('0').to_owned();
+    // The value is 0.<all> × 10^(int.len() + exp); leading zeros shift it.
+    let n = int.len() as i32 + exp - leading as i32;
+    (digits, n)
+}
+
+/// Lays out digits `s` with exponent `n` as `Number::toString` does.
+fn js_layout(out: &mut String, s: &str, n: i32) {
+    let k = s.len() as i32;
+    if k <= n && n <= 21 {
+        out.push_str(s);
+        out.extend(std::iter::repeat_n('0', (n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        out.push_str(&s[..n as usize]);
+        out.push('.');
+        out.push_str(&s[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-n) as usize));
+        out.push_str(s);
     } else {
-        format!("{f}")
+        out.push_str(&s[..1]);
+        if k > 1 {
+            out.push('.');
+            out.push_str(&s[1..]);
+        }
+        out.push('e');
+        out.push(if n >= 1 { '+' } else { '-' });
+        out.push_str(&(n - 1).unsigned_abs().to_string());
     }
 }
 
@@ -693,13 +758,57 @@ fn str_to_number(s: &str) -> f64 {
         "-Infinity" => return f64::NEG_INFINITY,
         _ => {}
     }
-    if !t
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        return f64::NAN;
+    decimal_literal(t).unwrap_or(f64::NAN)
+}
+
+/// A JavaScript `StrDecimalLiteral` (`12`, `-1.5e3`, `.5`, `5.`, `+007`) as
+/// a number, `None` when `text` is not one.
+///
+/// It is rewritten as a JSON number and read by serde_json, which this crate
+/// links anyway: `core`'s own float parser would add its 10 KB table of
+/// powers of five to the flags component. serde_json is exact for up to 15
+/// significant digits and within an ulp beyond, as for the numbers in flag
+/// definitions themselves.
+fn decimal_literal(text: &str) -> Option<f64> {
+    let (negative, unsigned) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (int, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && fraction.is_empty()) || !digits(int) || !digits(fraction) {
+        return None;
     }
-    t.parse::<f64>().unwrap_or(f64::NAN)
+    let mut json = String::with_capacity(text.len() + 2);
+    if negative {
+        json.push('-');
+    }
+    let int = int.trim_start_matches('0');
+    json.push_str(if int.is_empty() { "0" } else { int });
+    if !fraction.is_empty() {
+        json.push('.');
+        json.push_str(fraction);
+    }
+    if let Some(exponent) = exponent {
+        let unsigned_exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        if unsigned_exponent.is_empty() || !digits(unsigned_exponent) {
+            return None;
+        }
+        json.push('e');
+        json.push_str(exponent);
+    }
+    // The text is a valid JSON number now, so serde_json refuses it only
+    // when it is too large for an f64: JavaScript's Infinity.
+    Some(serde_json::from_str::<f64>(&json).unwrap_or(if negative {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    }))
 }
 
 /// JavaScript `Number(v)` for JSON values.
@@ -1260,6 +1369,84 @@ fn strict_op(op: &str, vals: &[Value], data: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `String(x)` as Node.js 20 prints it, for numbers whose layout differs
+    /// between JavaScript and Rust's `Display` (exponents, long integers).
+    #[test]
+    fn numbers_become_strings_as_javascript_writes_them() {
+        let cases = [
+            (0.1_f64, "0.1"),
+            (0.5_f64, "0.5"),
+            (1.5_f64, "1.5"),
+            (-2.25_f64, "-2.25"),
+            (100.5_f64, "100.5"),
+            (1e+21_f64, "1e+21"),
+            (1.5e+21_f64, "1.5e+21"),
+            (1e-7_f64, "1e-7"),
+            (1.5e-7_f64, "1.5e-7"),
+            (0.000001_f64, "0.000001"),
+            (0.0000015_f64, "0.0000015"),
+            (123456789012345680000.0_f64, "123456789012345680000"),
+            (100000000000000000000.0_f64, "100000000000000000000"),
+            (5e-324_f64, "5e-324"),
+            (1.7976931348623157e+308_f64, "1.7976931348623157e+308"),
+            (-0.001_f64, "-0.001"),
+            (0.30000000000000004_f64, "0.30000000000000004"),
+            (9007199254740994.0_f64, "9007199254740994"),
+            (0.3333333333333333_f64, "0.3333333333333333"),
+            (12345.678_f64, "12345.678"),
+            (9.5e-7_f64, "9.5e-7"),
+            (4.35_f64, "4.35"),
+            (-1e+100_f64, "-1e+100"),
+            (-0.0_f64, "0"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ];
+        for (number, javascript) in cases {
+            assert_eq!(js_number_string(number), javascript, "String({number:e})");
+        }
+    }
+
+    /// `Number(text)` as Node.js 20 computes it.
+    #[test]
+    fn strings_become_numbers_as_javascript_reads_them() {
+        let cases = [
+            (" 12 ", 12.0),
+            ("", 0.0),
+            ("  ", 0.0),
+            ("1e3", 1000.0),
+            ("-1.5E+3", -1500.0),
+            (".5", 0.5),
+            ("5.", 5.0),
+            ("+5", 5.0),
+            ("007", 7.0),
+            ("0.1", 0.1),
+            ("123456789.125", 123456789.125),
+            ("1e400", f64::INFINITY),
+            ("-1e400", f64::NEG_INFINITY),
+            ("1e-400", 0.0),
+            ("Infinity", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+        ];
+        for (text, javascript) in cases {
+            assert_eq!(str_to_number(text), javascript, "Number({text:?})");
+        }
+        assert!(str_to_number("-0").is_sign_negative());
+        for not_a_number in [
+            "1e", "e5", ".", "1.2.3", "--1", "+-1", "1_000", "12px", "1e+", "0x",
+        ] {
+            assert!(
+                str_to_number(not_a_number).is_nan(),
+                "Number({not_a_number:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn cat_writes_fractions_and_large_numbers_as_javascript_does() {
+        let rule = json!({"cat": [1.5e21, " ", 1e-7, " ", 0.25]});
+        assert_eq!(run(rule, json!({})), json!("1.5e+21 1e-7 0.25"));
+    }
 
     fn run(logic: Value, data: Value) -> Value {
         validate(&logic, "", false).expect("valid");
