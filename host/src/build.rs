@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::compose::{Part, compose};
+use crate::strip;
 
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 /// The cargo profile tuned for size (see the workspace `Cargo.toml`).
@@ -141,11 +142,11 @@ pub fn build(workspace: &Path) -> Result<Vec<Artifact>> {
     for (target, platform) in [("spin", "platform-spin"), ("wasi", "platform-wasi")] {
         let mut providers = vec![platform];
         providers.extend(BUSINESS);
-        let bytes = compose_crates(workspace, &providers, "gateway")?;
+        let bytes = strip::debug_names(&compose_crates(workspace, &providers, "gateway")?)?;
         artifacts.push(write(dist.join(format!("portico-{target}.wasm")), &bytes)?);
     }
     for component in BUSINESS {
-        let bytes = compose_crates(workspace, &["platform-spin"], component)?;
+        let bytes = strip::debug_names(&compose_crates(workspace, &["platform-spin"], component)?)?;
         artifacts.push(write(
             dist.join("components").join(format!("{component}.wasm")),
             &bytes,

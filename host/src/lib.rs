@@ -1,7 +1,8 @@
 //! `portico`: builds, composes and serves the Portico components.
 //!
 //! - [`build`] compiles every component for `wasm32-wasip2` and composes the
-//!   deployable artifacts into `dist/` with [`compose`] (`wac-graph`);
+//!   deployable artifacts into `dist/` with [`compose`] (`wac-graph`),
+//!   without the debug names [`strip`] removes;
 //! - [`serve`] runs a composed component on an embedded wasmtime, providing
 //!   either Spin's host interfaces ([`spin`], backed by SQLite files) or only
 //!   stock WASI, so a fresh machine needs nothing but Rust;
@@ -31,4 +32,5 @@ pub mod runtime_config;
 pub mod schedule;
 pub mod serve;
 pub mod spin;
+pub mod strip;
 pub mod variables;
