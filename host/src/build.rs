@@ -10,12 +10,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
 use crate::compose::{Part, compose};
-use crate::strip;
+use crate::shrink::{self, WasmOpt};
 
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 /// The cargo profile tuned for size (see the workspace `Cargo.toml`).
@@ -76,6 +77,13 @@ pub fn compile(workspace: &Path, packages: &[&str]) -> Result<()> {
     for package in packages {
         command.args(["-p", package]);
     }
+    let remaps = registry_remaps();
+    if !remaps.is_empty() {
+        command.arg("--config").arg(format!(
+            "target.{WASM_TARGET}.rustflags=[{}]",
+            remaps.join(", ")
+        ));
+    }
     let status = command.status().context("running cargo")?;
     if !status.success() {
         bail!("compiling the components failed ({status})");
@@ -83,9 +91,57 @@ pub fn compile(workspace: &Path, packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// rustc flags (as TOML strings) that write the source paths of crates from
+/// the registry as `serde_json-1.0.154/src/de.rs` instead of under the
+/// builder's home folder: a component's panic messages name their source,
+/// and what ships should not carry `/home/<user>/.cargo/...` (it is also a
+/// little smaller). Cargo's own `trim-paths` would do this but is unstable.
+fn registry_remaps() -> Vec<String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    let Some(cargo_home) = cargo_home else {
+        return Vec::new();
+    };
+    let Ok(registries) = std::fs::read_dir(cargo_home.join("registry").join("src")) else {
+        return Vec::new();
+    };
+    let mut sources: Vec<PathBuf> = registries.flatten().map(|e| e.path()).collect();
+    sources.push(cargo_home.join("git").join("checkouts"));
+    sources.sort();
+    sources
+        .iter()
+        .map(|source| {
+            let flag = format!("--remap-path-prefix={}/=", source.display());
+            format!("\"{}\"", flag.replace('\\', "\\\\").replace('"', "\\\""))
+        })
+        .collect()
+}
+
+/// Binaryen's `wasm-opt`, looked for once per process (see [`shrink`]).
+fn optimiser(workspace: &Path) -> Result<Option<&'static WasmOpt>> {
+    static FOUND: OnceLock<Result<Option<WasmOpt>, String>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            WasmOpt::find(&wasm_target_dir(workspace).join("wasm-opt"))
+                .map_err(|err| format!("{err:#}"))
+        })
+        .as_ref()
+        .map(Option::as_ref)
+        .map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+/// The compiled component of crate `package`, its core modules optimised
+/// by `wasm-opt` when one is installed.
 fn read(workspace: &Path, package: &str) -> Result<Vec<u8>> {
     let path = compiled(workspace, package);
-    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    match optimiser(workspace)? {
+        Some(wasm_opt) => wasm_opt
+            .component(&bytes)
+            .with_context(|| format!("optimising {} with wasm-opt", path.display())),
+        None => Ok(bytes),
+    }
 }
 
 /// Composes `root` over `providers` (crate names, providers first).
@@ -137,16 +193,21 @@ pub fn build(workspace: &Path) -> Result<Vec<Artifact>> {
     let mut packages = vec!["gateway", "platform-spin", "platform-wasi"];
     packages.extend(BUSINESS);
     compile(workspace, &packages)?;
+    match optimiser(workspace)? {
+        Some(wasm_opt) => eprintln!("optimising the core modules with {}", wasm_opt.version),
+        None => eprintln!("{}", shrink::NOT_FOUND_HINT),
+    }
     let dist = workspace.join("dist");
     let mut artifacts = Vec::new();
     for (target, platform) in [("spin", "platform-spin"), ("wasi", "platform-wasi")] {
         let mut providers = vec![platform];
         providers.extend(BUSINESS);
-        let bytes = strip::debug_names(&compose_crates(workspace, &providers, "gateway")?)?;
+        let bytes = shrink::debug_names(&compose_crates(workspace, &providers, "gateway")?)?;
         artifacts.push(write(dist.join(format!("portico-{target}.wasm")), &bytes)?);
     }
     for component in BUSINESS {
-        let bytes = strip::debug_names(&compose_crates(workspace, &["platform-spin"], component)?)?;
+        let bytes =
+            shrink::debug_names(&compose_crates(workspace, &["platform-spin"], component)?)?;
         artifacts.push(write(
             dist.join("components").join(format!("{component}.wasm")),
             &bytes,

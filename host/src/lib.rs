@@ -2,7 +2,7 @@
 //!
 //! - [`build`] compiles every component for `wasm32-wasip2` and composes the
 //!   deployable artifacts into `dist/` with [`compose`] (`wac-graph`),
-//!   without the debug names [`strip`] removes;
+//!   made smaller by [`shrink`];
 //! - [`serve`] runs a composed component on an embedded wasmtime, providing
 //!   either Spin's host interfaces ([`spin`], backed by SQLite files) or only
 //!   stock WASI, so a fresh machine needs nothing but Rust;
@@ -31,6 +31,6 @@ pub mod request_limits;
 pub mod runtime_config;
 pub mod schedule;
 pub mod serve;
+pub mod shrink;
 pub mod spin;
-pub mod strip;
 pub mod variables;
