@@ -77,45 +77,11 @@ pub fn compile(workspace: &Path, packages: &[&str]) -> Result<()> {
     for package in packages {
         command.args(["-p", package]);
     }
-    let remaps = registry_remaps();
-    if !remaps.is_empty() {
-        command.arg("--config").arg(format!(
-            "target.{WASM_TARGET}.rustflags=[{}]",
-            remaps.join(", ")
-        ));
-    }
     let status = command.status().context("running cargo")?;
     if !status.success() {
         bail!("compiling the components failed ({status})");
     }
     Ok(())
-}
-
-/// rustc flags (as TOML strings) that write the source paths of crates from
-/// the registry as `serde_json-1.0.154/src/de.rs` instead of under the
-/// builder's home folder: a component's panic messages name their source,
-/// and what ships should not carry `/home/<user>/.cargo/...` (it is also a
-/// little smaller). Cargo's own `trim-paths` would do this but is unstable.
-fn registry_remaps() -> Vec<String> {
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
-    let Some(cargo_home) = cargo_home else {
-        return Vec::new();
-    };
-    let Ok(registries) = std::fs::read_dir(cargo_home.join("registry").join("src")) else {
-        return Vec::new();
-    };
-    let mut sources: Vec<PathBuf> = registries.flatten().map(|e| e.path()).collect();
-    sources.push(cargo_home.join("git").join("checkouts"));
-    sources.sort();
-    sources
-        .iter()
-        .map(|source| {
-            let flag = format!("--remap-path-prefix={}/=", source.display());
-            format!("\"{}\"", flag.replace('\\', "\\\\").replace('"', "\\\""))
-        })
-        .collect()
 }
 
 /// Binaryen's `wasm-opt`, looked for once per process (see [`shrink`]).
