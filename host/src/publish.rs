@@ -23,7 +23,7 @@ pub struct Published {
 
 fn load(store: &KvStore, path: &str) -> Result<Option<Manifest>> {
     match store.get(&manifest_key(path))? {
-        Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Some(bytes) => Ok(Manifest::from_json(&bytes).ok()),
         None => Ok(None),
     }
 }
@@ -61,11 +61,7 @@ pub fn publish(store: &KvStore, dir: &Path, prefix: &str) -> Result<Published> {
         for (index, chunk) in body.chunks(CHUNK_BYTES as usize).enumerate() {
             store.set(&chunk_key(&manifest.upload, index as u64), chunk, None)?;
         }
-        store.set(
-            &manifest_key(&manifest.path),
-            &serde_json::to_vec(&manifest)?,
-            None,
-        )?;
+        store.set(&manifest_key(&manifest.path), &manifest.to_json(), None)?;
         if let Some(old) = current {
             for key in old.chunk_keys() {
                 store.delete(&key)?;

@@ -42,15 +42,13 @@ pub fn load(path: &str) -> Result<Option<Manifest>, Problem> {
     let Some(bytes) = kv::get(&manifest_key(path)).map_err(problems::storage)? else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes)
+    Manifest::from_json(&bytes)
         .map(Some)
         .map_err(|err| problems::corrupt(path, err))
 }
 
 fn save(manifest: &Manifest) -> Result<(), Problem> {
-    let bytes =
-        serde_json::to_vec(manifest).map_err(|err| problems::corrupt(&manifest.path, err))?;
-    kv::set(&manifest_key(&manifest.path), &bytes, None).map_err(problems::storage)
+    kv::set(&manifest_key(&manifest.path), &manifest.to_json(), None).map_err(problems::storage)
 }
 
 /// Deletes the first `chunks` chunks of `upload`; a failure only leaves

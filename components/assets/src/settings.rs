@@ -49,7 +49,8 @@ pub fn cache_rule(path: &str) -> Result<Option<String>, Problem> {
     let Some(text) = variable(NAME)? else {
         return Ok(None);
     };
-    let rules: serde_json::Map<String, Value> = match serde_json::from_str(&text) {
+    // from_slice, as for manifests: one JSON reader in the component.
+    let rules: serde_json::Map<String, Value> = match serde_json::from_slice(text.as_bytes()) {
         Ok(Value::Object(rules)) => rules,
         _ => {
             return Err(problems::config(

@@ -72,7 +72,7 @@ pub fn replace(document: &str) -> Result<(), Problem> {
 pub fn put_flag(key: &str, definition: Option<&str>) -> Result<(), Problem> {
     let definition: Option<Value> = definition
         .map(|text| {
-            serde_json::from_str(text)
+            serde_json::from_slice(text.as_bytes())
                 .map_err(|err| invalid(format!("flags.{key}: not JSON: {err}")))
         })
         .transpose()?;

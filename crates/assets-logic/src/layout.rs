@@ -3,7 +3,7 @@
 //! a JSON [`Manifest`] under [`manifest_key`] and the content in
 //! [`CHUNK_BYTES`] chunks under [`chunk_key`], named by the upload.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Content is stored in chunks of this size (well under every KV value limit).
@@ -20,7 +20,9 @@ pub const RETIRED_PREFIX: &str = "assets/r/";
 /// limits let run at the minimum transfer rate for a typical object.
 pub const DEFAULT_REPLACED_GRACE_SECS: u64 = 900;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An object's record under [`manifest_key`], stored as a JSON object with
+/// these field names (`cache_control` and `encodings` only when set).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub path: String,
     pub size: u64,
@@ -29,14 +31,89 @@ pub struct Manifest {
     pub sha256: String,
     /// Unix seconds of the upload.
     pub modified: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<String>,
     /// Names the chunk keys of this upload.
     pub upload: String,
     pub chunk_bytes: u64,
     /// Codings (`br`, `gzip`) stored as `<path>.br` / `<path>.gz`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub encodings: Vec<String>,
+}
+
+/// Why stored manifest bytes are not a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError(String);
+
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+// Manifests go through `serde_json::Value` rather than derived serializers:
+// the `assets` component links `Value` for its settings anyway, and the
+// derived visitors were about 2 KB gzip of a component held to a size budget.
+impl Manifest {
+    /// The stored form: a JSON object.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut object = Map::new();
+        object.insert("path".into(), self.path.clone().into());
+        object.insert("size".into(), self.size.into());
+        object.insert("content_type".into(), self.content_type.clone().into());
+        object.insert("sha256".into(), self.sha256.clone().into());
+        object.insert("modified".into(), self.modified.into());
+        if let Some(cache_control) = &self.cache_control {
+            object.insert("cache_control".into(), cache_control.clone().into());
+        }
+        object.insert("upload".into(), self.upload.clone().into());
+        object.insert("chunk_bytes".into(), self.chunk_bytes.into());
+        if !self.encodings.is_empty() {
+            object.insert("encodings".into(), self.encodings.clone().into());
+        }
+        Value::Object(object).to_string().into_bytes()
+    }
+
+    /// A manifest from its stored form. Unknown fields are ignored (a newer
+    /// version may add some); a missing or mistyped one is an error naming it.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|err| ManifestError(format!("not JSON: {err}")))?;
+        let Value::Object(mut object) = value else {
+            return Err(ManifestError("not a JSON object".into()));
+        };
+        let mut take = |name: &str| object.remove(name).unwrap_or(Value::Null);
+        let string = |name: &str, value: Value| match value {
+            Value::String(text) => Ok(text),
+            _ => Err(ManifestError(format!("field `{name}` must be a string"))),
+        };
+        let number = |name: &str, value: Value| {
+            value.as_u64().ok_or_else(|| {
+                ManifestError(format!("field `{name}` must be a non-negative integer"))
+            })
+        };
+        Ok(Manifest {
+            path: string("path", take("path"))?,
+            size: number("size", take("size"))?,
+            content_type: string("content_type", take("content_type"))?,
+            sha256: string("sha256", take("sha256"))?,
+            modified: number("modified", take("modified"))?,
+            cache_control: match take("cache_control") {
+                Value::Null => None,
+                value => Some(string("cache_control", value)?),
+            },
+            upload: string("upload", take("upload"))?,
+            chunk_bytes: number("chunk_bytes", take("chunk_bytes"))?,
+            encodings: match take("encodings") {
+                Value::Null => Vec::new(),
+                Value::Array(items) => items
+                    .into_iter()
+                    .map(|item| string("encodings", item))
+                    .collect::<Result<_, _>>()?,
+                _ => return Err(ManifestError("field `encodings` must be an array".into())),
+            },
+        })
+    }
 }
 
 impl Manifest {
@@ -277,12 +354,56 @@ mod tests {
         assert_eq!(keys[1], format!("assets/c/{}/1", m.upload));
         assert_eq!(m.modified, 5);
         assert_eq!(m.etag().len(), 66);
-        let json = serde_json::to_string(&m).unwrap();
-        assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
         assert_eq!(
             Manifest::new("e", b"", String::new(), None, Default::default()).chunk_count(),
             0
         );
+    }
+
+    /// What the earlier serde-derived writer stored (fields in declaration
+    /// order, optional ones left out or present): still read the same.
+    #[test]
+    fn manifests_written_by_earlier_versions_still_read() {
+        let stored = br#"{"path":"a/b.css","size":12,"content_type":"text/css","sha256":"ab","modified":1700000000,"cache_control":"public, max-age=60","upload":"ab-1","chunk_bytes":262144,"encodings":["br","gzip"]}"#;
+        let m = Manifest::from_json(stored).unwrap();
+        assert_eq!(
+            m,
+            Manifest {
+                path: "a/b.css".into(),
+                size: 12,
+                content_type: "text/css".into(),
+                sha256: "ab".into(),
+                modified: 1_700_000_000,
+                cache_control: Some("public, max-age=60".into()),
+                upload: "ab-1".into(),
+                chunk_bytes: 262_144,
+                encodings: vec!["br".into(), "gzip".into()],
+            }
+        );
+        let plain = br#"{"path":"p","size":0,"content_type":"","sha256":"","modified":0,"upload":"u","chunk_bytes":1,"later_field":true}"#;
+        let m = Manifest::from_json(plain).unwrap();
+        assert_eq!((m.cache_control, m.encodings), (None, Vec::new()));
+        // Optional fields are written only when set, as before.
+        let written: Value =
+            serde_json::from_slice(&Manifest::from_json(plain).unwrap().to_json()).unwrap();
+        assert!(written.get("cache_control").is_none() && written.get("encodings").is_none());
+        assert_eq!(written["chunk_bytes"], 1);
+    }
+
+    #[test]
+    fn unreadable_manifests_name_what_is_wrong() {
+        for (stored, expected) in [
+            (&br#"not json"#[..], "not JSON"),
+            (br#"[1]"#, "not a JSON object"),
+            (br#"{"path":"p","content_type":"","sha256":"","modified":0,"upload":"u","chunk_bytes":1}"#, "`size`"),
+            (br#"{"path":"p","size":-1,"content_type":"","sha256":"","modified":0,"upload":"u","chunk_bytes":1}"#, "`size`"),
+            (br#"{"path":7,"size":1,"content_type":"","sha256":"","modified":0,"upload":"u","chunk_bytes":1}"#, "`path`"),
+            (br#"{"path":"p","size":1,"content_type":"","sha256":"","modified":0,"upload":"u","chunk_bytes":1,"encodings":"br"}"#, "`encodings`"),
+        ] {
+            let err = Manifest::from_json(stored).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should name {expected}");
+        }
     }
 
     #[test]

@@ -268,6 +268,6 @@ impl BreakerState {
     }
 
     pub fn from_json(s: &str) -> Result<Self, DecodeError> {
-        serde_json::from_str(s).map_err(|e| DecodeError(e.to_string()))
+        serde_json::from_slice(s.as_bytes()).map_err(|e| DecodeError(e.to_string()))
     }
 }

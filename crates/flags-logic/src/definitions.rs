@@ -187,8 +187,8 @@ fn type_name(v: &Value) -> &'static str {
 
 /// Parse and validate a flagd flag-definition document.
 pub fn parse_definitions(json: &str) -> Result<FlagSet, DefinitionError> {
-    let doc: Value =
-        serde_json::from_str(json).map_err(|e| derr("", format!("invalid JSON: {e}")))?;
+    let doc: Value = serde_json::from_slice(json.as_bytes())
+        .map_err(|e| derr("", format!("invalid JSON: {e}")))?;
     parse_definitions_value(&doc)
 }
 

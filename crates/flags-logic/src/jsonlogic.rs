@@ -804,11 +804,13 @@ fn decimal_literal(text: &str) -> Option<f64> {
     }
     // The text is a valid JSON number now, so serde_json refuses it only
     // when it is too large for an f64: JavaScript's Infinity.
-    Some(serde_json::from_str::<f64>(&json).unwrap_or(if negative {
-        f64::NEG_INFINITY
-    } else {
-        f64::INFINITY
-    }))
+    Some(
+        serde_json::from_slice::<f64>(json.as_bytes()).unwrap_or(if negative {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        }),
+    )
 }
 
 /// JavaScript `Number(v)` for JSON values.

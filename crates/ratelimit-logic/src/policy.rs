@@ -420,8 +420,8 @@ impl<'de> Deserialize<'de> for Entries {
 }
 
 fn parse_json(input: &str) -> Result<Vec<Policy>, String> {
-    let Entries(entries) =
-        serde_json::from_str(input).map_err(|e| format!("policies: invalid JSON: {e}"))?;
+    let Entries(entries) = serde_json::from_slice(input.as_bytes())
+        .map_err(|e| format!("policies: invalid JSON: {e}"))?;
     let mut out = Vec::with_capacity(entries.len());
     for (name, value) in entries {
         validate_name(&name).map_err(|e| format!("policy {e}"))?;

@@ -51,8 +51,8 @@ fn default_methods() -> Vec<String> {
 
 /// Parses and checks the variable's JSON.
 pub fn parse(text: &str) -> Result<CorsConfig, String> {
-    let config: CorsConfig =
-        serde_json::from_str(text).map_err(|err| format!("not a valid CORS table: {err}"))?;
+    let config: CorsConfig = serde_json::from_slice(text.as_bytes())
+        .map_err(|err| format!("not a valid CORS table: {err}"))?;
     for rule in &config.rules {
         if !rule.prefix.starts_with('/') {
             return Err(format!(

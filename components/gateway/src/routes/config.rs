@@ -55,7 +55,7 @@ pub fn targeting_key(request: &Request) -> (String, Option<String>) {
 pub fn get(request: &Request) -> Result<Response, Problem> {
     let (key, new_cookie) = targeting_key(request);
     let reply = flags::evaluate_all(&ofrep_request(request, &key)).map_err(Problem::from)?;
-    let bulk: Value = serde_json::from_str(&reply.body).map_err(|err| {
+    let bulk: Value = serde_json::from_slice(reply.body.as_bytes()).map_err(|err| {
         Problem::new(
             500,
             "invalid-evaluation",

@@ -12,7 +12,7 @@ const OFREP_SINGLE: &str = "/ofrep/v1/evaluate/flags/";
 
 /// Notes the evaluation reasons of an OFREP answer (single or bulk).
 fn note_reasons(body: &str) {
-    let Ok(value) = serde_json::from_str::<Value>(body) else {
+    let Ok(value) = serde_json::from_slice::<Value>(body.as_bytes()) else {
         return;
     };
     let answers = match value["flags"].as_array() {
@@ -80,7 +80,7 @@ pub fn ab_variant(request: &Request) -> Result<Response, Problem> {
     )
     .map_err(Problem::from)?;
     if reply.status != 200 {
-        let detail: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+        let detail: Value = serde_json::from_slice(reply.body.as_bytes()).unwrap_or(Value::Null);
         let status = if reply.status == 404 { 404 } else { 400 };
         return Err(Problem::new(
             status,
@@ -94,7 +94,7 @@ pub fn ab_variant(request: &Request) -> Result<Response, Problem> {
             ),
         ));
     }
-    let result: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+    let result: Value = serde_json::from_slice(reply.body.as_bytes()).unwrap_or(Value::Null);
     crate::observe::note(|n| {
         if let Some(reason) = result["reason"].as_str() {
             n.flag_reasons.push(reason.to_string());
@@ -131,7 +131,7 @@ pub fn admin_put(request: &Request) -> Result<Response, Problem> {
 pub fn admin_patch(request: &Request) -> Result<Response, Problem> {
     let key = request.path.trim_start_matches("/admin/flags/");
     let text = body_text(request)?;
-    let definition = match serde_json::from_str::<Value>(&text) {
+    let definition = match serde_json::from_slice::<Value>(text.as_bytes()) {
         Ok(Value::Null) => None,
         _ => Some(text.as_str()),
     };

@@ -149,8 +149,8 @@ fn invalid(detail: impl Into<String>) -> Problem {
 
 /// Parses and checks the table.
 pub fn parse(text: &str) -> Result<Upstreams, String> {
-    let mut upstreams: Upstreams =
-        serde_json::from_str(text).map_err(|err| format!("not a valid table: {err}"))?;
+    let mut upstreams: Upstreams = serde_json::from_slice(text.as_bytes())
+        .map_err(|err| format!("not a valid table: {err}"))?;
     let mut names = std::collections::BTreeSet::new();
     for route in &mut upstreams.routes {
         if route.name.is_empty() || !names.insert(route.name.clone()) {

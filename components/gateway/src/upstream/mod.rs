@@ -40,7 +40,7 @@ fn variants(route: &config::Route, request: &Request) -> Vec<(String, String)> {
         .iter()
         .filter_map(|flag| {
             let reply = flags::evaluate(flag, &context).ok()?;
-            let value: Value = serde_json::from_str(&reply.body).ok()?;
+            let value: Value = serde_json::from_slice(reply.body.as_bytes()).ok()?;
             let variant = value["variant"].as_str()?.to_string();
             Some((flag.clone(), variant))
         })
@@ -220,7 +220,8 @@ pub fn admin_list(_request: &Request) -> Result<Response, Problem> {
         .iter()
         .map(|route| {
             let state: Value =
-                serde_json::from_str(&breaker::state(&route.name).to_json()).unwrap_or(Value::Null);
+                serde_json::from_slice(breaker::state(&route.name).to_json().as_bytes())
+                    .unwrap_or(Value::Null);
             json!({
                 "name": route.name,
                 "prefix": route.prefix,
