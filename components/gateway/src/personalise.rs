@@ -5,6 +5,7 @@
 //! `Accept-Language`, and the session's `roles`. A response that depends on
 //! them must name those request fields in `Vary` ([`vary_fields`]).
 
+use portico_assets_logic::media::parse_qvalue;
 use serde_json::{Map, Value, json};
 
 use crate::http::{Auth, Request};
@@ -46,7 +47,7 @@ pub fn language(accept_language: &str) -> Option<String> {
         let tag = parts.next()?.trim();
         let q = parts
             .find_map(|p| p.trim().strip_prefix("q="))
-            .map(|q| qvalue(q.trim()).unwrap_or(0))
+            .map(|q| parse_qvalue(q.trim()).unwrap_or(0))
             .unwrap_or(1000);
         let primary = tag
             .split('-')
@@ -63,25 +64,6 @@ pub fn language(accept_language: &str) -> Option<String> {
         }
     }
     best.map(|(_, tag)| tag)
-}
-
-/// An RFC 9110 `qvalue` (`0`, `0.5`, `0.125`, `1`, `1.000`) in thousandths;
-/// `None` for anything else. Exact, and no float parser in the component.
-fn qvalue(text: &str) -> Option<u16> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let thousandths = fraction
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .fold(0u16, |acc, digit| acc * 10 + u16::from(digit - b'0'));
-    match whole {
-        "0" => Some(thousandths),
-        "1" if thousandths == 0 => Some(1000),
-        _ => None,
-    }
 }
 
 /// An ISO 3166-1 alpha-2 code from the trusted header (`XX`/`T1` mean unknown/Tor at CDNs).
@@ -153,28 +135,6 @@ mod tests {
             ("", "bot"),
         ] {
             assert_eq!(device(ua), expected, "{ua}");
-        }
-    }
-
-    #[test]
-    fn qvalues_follow_rfc_9110() {
-        for (text, expected) in [
-            ("1", Some(1000)),
-            ("1.", Some(1000)),
-            ("1.000", Some(1000)),
-            ("0", Some(0)),
-            ("0.5", Some(500)),
-            ("0.05", Some(50)),
-            ("0.125", Some(125)),
-            ("1.001", None),
-            ("0.1234", None),
-            ("2", None),
-            (".5", None),
-            ("0.5e1", None),
-            ("inf", None),
-            ("", None),
-        ] {
-            assert_eq!(qvalue(text), expected, "{text:?}");
         }
     }
 

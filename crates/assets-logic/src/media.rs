@@ -214,8 +214,10 @@ fn merge(slot: &mut Option<u16>, q: u16) {
     *slot = Some(slot.map_or(q, |old| old.min(q)));
 }
 
-/// Parses a qvalue (`0`, `0.5`, `1.000`...) into thousandths.
-fn parse_qvalue(value: &str) -> Option<u16> {
+/// Parses an RFC 9110 qvalue (`0`, `0.5`, `1.000`...) into thousandths;
+/// `None` for anything else (`0.5e1`, `2`, `.5`). Exact, with no float
+/// parser: the gateway reads `Accept-Language` weights with it too.
+pub fn parse_qvalue(value: &str) -> Option<u16> {
     let (int, frac) = value.split_once('.').unwrap_or((value, ""));
     if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -321,6 +323,28 @@ pub fn etag_for_encoding(base: &str, encoding: Option<Encoding>) -> String {
 mod tests {
     use super::*;
     use Encoding::{Br, Gzip};
+
+    #[test]
+    fn qvalues_follow_rfc_9110() {
+        for (text, expected) in [
+            ("1", Some(1000)),
+            ("1.", Some(1000)),
+            ("1.000", Some(1000)),
+            ("0", Some(0)),
+            ("0.5", Some(500)),
+            ("0.05", Some(50)),
+            ("0.125", Some(125)),
+            ("1.001", None),
+            ("0.1234", None),
+            ("2", None),
+            (".5", None),
+            ("0.5e1", None),
+            ("inf", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_qvalue(text), expected, "{text:?}");
+        }
+    }
 
     #[test]
     fn content_type_table() {
