@@ -102,11 +102,20 @@ fn optimiser(workspace: &Path) -> Result<Option<&'static WasmOpt>> {
 fn read(workspace: &Path, package: &str) -> Result<Vec<u8>> {
     let path = compiled(workspace, package);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    match optimiser(workspace)? {
-        Some(wasm_opt) => wasm_opt
-            .component(&bytes)
-            .with_context(|| format!("optimising {} with wasm-opt", path.display())),
-        None => Ok(bytes),
+    let Some(wasm_opt) = optimiser(workspace)? else {
+        return Ok(bytes);
+    };
+    // An optimiser that fails (an old binaryen that does not know a
+    // feature, say) costs size, not the build.
+    match wasm_opt.component(&bytes) {
+        Ok(optimised) => Ok(optimised),
+        Err(err) => {
+            eprintln!(
+                "warning: {package} is not size-optimised: {err:#} ({})",
+                wasm_opt.version
+            );
+            Ok(bytes)
+        }
     }
 }
 

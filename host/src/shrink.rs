@@ -178,8 +178,11 @@ impl WasmOpt {
         }
         std::fs::create_dir_all(&self.cache)
             .with_context(|| format!("creating {}", self.cache.display()))?;
-        let input = self.cache.join(format!("{key}.in.wasm"));
-        let output = self.cache.join(format!("{key}.out.wasm"));
+        // Names of this process's own: two builds (test processes, say) may
+        // optimise the same module at once.
+        let pid = std::process::id();
+        let input = self.cache.join(format!("{key}.{pid}.in.wasm"));
+        let output = self.cache.join(format!("{key}.{pid}.out.wasm"));
         std::fs::write(&input, module)?;
         let status = Command::new(&self.command)
             .arg("-Oz")
@@ -189,17 +192,21 @@ impl WasmOpt {
             .arg(&output)
             .status()
             .with_context(|| format!("running {}", self.command.to_string_lossy()))?;
+        let optimised = std::fs::read(&output);
         let _ = std::fs::remove_file(&input);
+        let _ = std::fs::remove_file(&output);
         if !status.success() {
             bail!("{} -Oz failed ({status})", self.command.to_string_lossy());
         }
-        let optimised = std::fs::read(&output)?;
-        let _ = std::fs::remove_file(&output);
+        let optimised = optimised.context("wasm-opt wrote no output")?;
         // Only what validates with the target's features is used.
         Validator::new_with_features(target_features())
             .validate_all(&optimised)
             .context("wasm-opt's output does not validate")?;
-        std::fs::write(&cached, &optimised)?;
+        // Renamed into place, so a concurrent build reads all of it or none.
+        let partial = self.cache.join(format!("{key}.{pid}.partial"));
+        std::fs::write(&partial, &optimised)?;
+        std::fs::rename(&partial, &cached)?;
         Ok(optimised)
     }
 }
@@ -367,6 +374,35 @@ mod tests {
                 .next()
                 .is_none(),
             "nothing invalid is cached"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_failing_wasm_opt_is_an_error_and_leaves_nothing_behind() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("failing");
+        let script = dir.join("wasm-opt");
+        std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let wasm_opt = WasmOpt {
+            command: script.into(),
+            version: "failing 1".into(),
+            cache: dir.join("cache"),
+        };
+        let component = binary(
+            COMPONENT_VERSION,
+            &[section(CORE_MODULE_SECTION, &big_module(3))],
+        );
+        let err = wasm_opt.component(&component).unwrap_err();
+        assert!(format!("{err:#}").contains("-Oz failed"), "{err:#}");
+        assert!(
+            std::fs::read_dir(dir.join("cache"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "no input, output or cache file is left"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
