@@ -357,24 +357,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[cfg(unix)]
-    #[test]
-    fn output_that_does_not_validate_is_refused() {
-        let dir = temp_dir("invalid");
-        let wasm_opt = fake_wasm_opt(&dir, b"\0asm\x01\0\0\0\x01\x05garbage");
+    /// `wasm_opt` refuses a component with one large module, with an error
+    /// that says `why`, and leaves no file in its cache folder.
+    fn assert_refused(wasm_opt: &WasmOpt, why: &str) {
         let component = binary(
             COMPONENT_VERSION,
             &[section(CORE_MODULE_SECTION, &big_module(2))],
         );
         let err = wasm_opt.component(&component).unwrap_err();
-        assert!(format!("{err:#}").contains("does not validate"), "{err:#}");
-        assert!(
-            std::fs::read_dir(dir.join("cache"))
-                .unwrap()
-                .next()
-                .is_none(),
-            "nothing invalid is cached"
-        );
+        assert!(format!("{err:#}").contains(why), "{err:#}");
+        let left = std::fs::read_dir(&wasm_opt.cache).unwrap().count();
+        assert_eq!(left, 0, "no input, output or cache file is left");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn output_that_does_not_validate_is_refused() {
+        let dir = temp_dir("invalid");
+        let wasm_opt = fake_wasm_opt(&dir, b"\0asm\x01\0\0\0\x01\x05garbage");
+        assert_refused(&wasm_opt, "does not validate");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -391,19 +392,7 @@ mod tests {
             version: "failing 1".into(),
             cache: dir.join("cache"),
         };
-        let component = binary(
-            COMPONENT_VERSION,
-            &[section(CORE_MODULE_SECTION, &big_module(3))],
-        );
-        let err = wasm_opt.component(&component).unwrap_err();
-        assert!(format!("{err:#}").contains("-Oz failed"), "{err:#}");
-        assert!(
-            std::fs::read_dir(dir.join("cache"))
-                .unwrap()
-                .next()
-                .is_none(),
-            "no input, output or cache file is left"
-        );
+        assert_refused(&wasm_opt, "-Oz failed");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
