@@ -42,15 +42,8 @@ pub fn debug_names(bytes: &[u8]) -> Result<Vec<u8>> {
     rewrite(bytes, &mut |module| Ok(module.to_vec()))
 }
 
-/// `component` without debug names and with every core module passed
-/// through `on_module` (after its own names are dropped).
-pub fn core_modules(
-    component: &[u8],
-    on_module: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
-) -> Result<Vec<u8>> {
-    rewrite(component, on_module)
-}
-
+/// `bytes` without debug names, with every core module passed through
+/// `on_module` (after its own names are dropped).
 fn rewrite(bytes: &[u8], on_module: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>) -> Result<Vec<u8>> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         bail!("not a WebAssembly binary");
@@ -158,7 +151,7 @@ impl WasmOpt {
 
     /// `component` with each core module optimised for size.
     pub fn component(&self, component: &[u8]) -> Result<Vec<u8>> {
-        core_modules(component, &mut |module| self.module(module))
+        rewrite(component, &mut |module| self.module(module))
     }
 
     /// One core module optimised for size, from the cache when it was
