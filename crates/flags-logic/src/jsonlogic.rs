@@ -683,20 +683,25 @@ fn js_number_string(f: f64) -> String {
 /// into its significant digits `s` (no leading or trailing zeros) and the
 /// exponent `n` with value `0.s × 10^n`, the `s` and `n` of ECMA-262.
 fn shortest_digits(decimal: &str) -> (String, i32) {
-    let (mantissa, exp) = match decimal.find(['e', 'E']) {
-        Some(at) => (
-            &decimal[..at],
-            decimal[at + 1..].parse::<i32>().unwrap_or(0),
-        ),
-        None => (decimal, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let (int, frac, exp) = decimal_parts(decimal);
+    let exp = exp.and_then(|e| e.parse::<i32>().ok()).unwrap_or(0);
     let all: String = int.chars().chain(frac.chars()).collect();
     let leading = all.len() - all.trim_start_matches('0').len();
     let digits = all.trim_matches('0').to_owned();
     // The value is 0.<all> × 10^(int.len() + exp); leading zeros shift it.
     let n = int.len() as i32 + exp - leading as i32;
     (digits, n)
+}
+
+/// The text of an unsigned decimal `int[.fraction][e|E exponent]`, split
+/// (nothing checked): what both directions of the number conversions read.
+fn decimal_parts(text: &str) -> (&str, &str, Option<&str>) {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], Some(&text[at + 1..])),
+        None => (text, None),
+    };
+    let (int, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    (int, fraction, exponent)
 }
 
 /// Lays out digits `s` with exponent `n` as `Number::toString` does.
@@ -775,11 +780,7 @@ fn decimal_literal(text: &str) -> Option<f64> {
         b'+' => (false, &text[1..]),
         _ => (false, text),
     };
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
-        None => (unsigned, None),
-    };
-    let (int, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let (int, fraction, exponent) = decimal_parts(unsigned);
     let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
     if (int.is_empty() && fraction.is_empty()) || !digits(int) || !digits(fraction) {
         return None;
