@@ -80,6 +80,7 @@ fn fixture() -> String {
 
 on_both_targets!(
     definitions_are_validated_stored_and_evaluated_over_ofrep,
+    numbers_and_strings_convert_as_in_javascript,
     costly_evaluations_are_bounded,
     a_held_write_lease_makes_a_single_flag_write_409_after_3_s,
 );
@@ -690,6 +691,38 @@ fn flags_command_changes_a_running_server() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+/// JSONLogic's coercions are JavaScript's, through the component: a number
+/// becomes the string `String(x)` gives (`1e-7`, `1.5e+21`), and a string
+/// the number `Number(s)` gives (`+1.7e1` is 17, `18px` is NaN).
+fn numbers_and_strings_convert_as_in_javascript(target: Target) {
+    let app = start(target);
+    let flags = json!({"flags": {"coerce": {
+        "state": "ENABLED",
+        "variants": {"tiny": "tiny", "huge": "huge", "minor": "minor", "plain": "plain"},
+        "defaultVariant": "plain",
+        "targeting": {"if": [
+            {"==": [{"cat": [{"var": "score"}]}, "1e-7"]}, "tiny",
+            {"==": [{"cat": [{"var": "score"}]}, "1.5e+21"]}, "huge",
+            {"<": [{"var": "age"}, 18]}, "minor",
+            "plain"
+        ]}
+    }}});
+    let put = app.admin_send("PUT", "/admin/flags", &flags.to_string());
+    assert_eq!(put.status, 204, "{}", put.text());
+    for (context, variant) in [
+        (json!({"score": 1e-7, "age": 30}), "tiny"),
+        (json!({"score": 1.5e21, "age": 30}), "huge"),
+        (json!({"score": 0.25, "age": "+1.7e1"}), "minor"),
+        (json!({"score": 0.25, "age": " 17 "}), "minor"),
+        (json!({"score": 0.25, "age": "18px"}), "plain"),
+        (json!({"score": 0.25, "age": "1e400"}), "plain"),
+    ] {
+        let reply = app.ofrep("coerce", context.clone());
+        assert_eq!(reply.status, 200, "{context}: {}", reply.text());
+        assert_eq!(reply.json()["variant"], variant, "{context}");
+    }
 }
 
 /// A public OFREP call cannot buy seconds of CPU: contexts are capped in

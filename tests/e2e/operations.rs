@@ -608,6 +608,22 @@ fn context_attributes_drive_targeting_and_vary(target: Target) {
         ]),
         "fr"
     );
+    // Weights are RFC 9110 qvalues: thousandths decide, and a malformed
+    // weight (`0.5e1`, which a float parser reads as 5) is no preference.
+    assert_eq!(
+        variant(&[
+            ("user-agent", desktop),
+            ("accept-language", "en;q=0.12, fr;q=0.125")
+        ]),
+        "fr"
+    );
+    assert_eq!(
+        variant(&[
+            ("user-agent", desktop),
+            ("accept-language", "fr;q=0.5e1, en;q=0.1")
+        ]),
+        "plain"
+    );
     assert_eq!(variant(&[("user-agent", desktop)]), "plain");
     // An unknown country code is no country.
     assert_eq!(
